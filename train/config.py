@@ -1,0 +1,54 @@
+"""One dataclass per concern, saved beside the weights and rebuilt from them (`ModelConfig(**d)`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    """Architecture. Everything needed to rebuild the network from a checkpoint."""
+
+    kind: str = "vae"  # vae | aae
+    arch: str = "conv"  # conv | mlp
+    image_shape: tuple[int, int, int] = (1, 28, 28)
+    latent_dim: int = 16
+    channels: tuple[int, ...] = (32, 64)  # conv widths, each stage halves H and W
+    hidden: int = 256  # width of the fully connected layer(s)
+    activation: str = "relu"
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        d["image_shape"] = tuple(d.get("image_shape", (1, 28, 28)))
+        d["channels"] = tuple(d.get("channels", (32, 64)))
+        return cls(**d)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and data. Saved in the checkpoint and in model.json's `training` entry."""
+
+    data: str = "mnist-5k"
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "constant"  # constant | cosine
+    beta: float = 1.0  # weight of the KL term (the lecture's lambda)
+    warmup_epochs: int = 0  # KL warm-up: beta rises linearly from 0 over this many epochs
+    free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
+    binarize: str = "none"  # none: BCE on grey levels; dynamic: fresh Bernoulli draw every batch
+    augment: bool = False  # small random shifts of the training images
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 = physical cores
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+
+
+def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:
+    d = asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

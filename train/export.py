@@ -1,0 +1,323 @@
+"""The exporter: checkpoint -> bundle (`encoder.onnx`, `decoder.onnx`, `model.json`).
+
+It checks its own output: `onnx.checker`, then ONNX Runtime against PyTorch on batches of 1, 7 and
+64, failing above `PARITY_TOL`. The bundle is assembled in a temporary directory and moved into
+place only when every check passed, so a failed export never leaves a half-written bundle.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import vaegen_infer
+from train.config import ModelConfig
+from train.models import Autoencoder, DecoderGraph, EncoderGraph
+from vaegen_infer.bundle import sha256_file
+from vaegen_infer.manifest import (
+    DECODER_INPUT,
+    DECODER_OUTPUTS,
+    ENCODER_INPUT,
+    ENCODER_OUTPUTS,
+    MANIFEST_FILE,
+    Attribute,
+    ImageSpec,
+    Manifest,
+    PriorSpec,
+    graph_specs,
+)
+
+PARITY_TOL = 1e-5
+PARITY_BATCHES = (1, 7, 64)
+OPSET = 18
+# Chosen by measurement (benchmarks/results/exporter_choice.md): see `compare_exporters`.
+DEFAULT_EXPORTER = "dynamo"
+EXPORTERS = ("dynamo", "torchscript")
+
+
+class ExportError(Exception):
+    """The exported graphs are invalid or disagree with PyTorch."""
+
+
+def _export_one(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    input_name: str,
+    output_names: tuple[str, ...],
+    exporter: str,
+) -> bytes:
+    """Serialize one graph with a dynamic batch axis on its input and every output."""
+    module.eval()
+    # torch.onnx logs a warning per missing torchvision op; they are irrelevant to these graphs.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exporter chatter about deprecations, not about our graph
+        if exporter == "dynamo":
+            batch = torch.export.Dim("batch", min=1, max=1 << 20)
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                input_names=[input_name],
+                output_names=list(output_names),
+                dynamic_shapes={"x" if input_name == ENCODER_INPUT else "z": {0: batch}},
+                opset_version=OPSET,
+                optimize=True,
+                verbose=False,
+            )
+            program.save(buf)
+        elif exporter == "torchscript":
+            axes = {name: {0: "batch"} for name in (input_name, *output_names)}
+            torch.onnx.export(
+                module,
+                (example,),
+                buf,
+                dynamo=False,
+                input_names=[input_name],
+                output_names=list(output_names),
+                dynamic_axes=axes,
+                opset_version=17,
+                do_constant_folding=True,
+            )
+        else:
+            raise ExportError(f"unknown exporter '{exporter}': use one of {', '.join(EXPORTERS)}")
+    return buf.getvalue()
+
+
+def export_graphs(model: Autoencoder, exporter: str = DEFAULT_EXPORTER) -> dict[str, bytes]:
+    """{'encoder.onnx': bytes, 'decoder.onnx': bytes}; examples use batch 4 so batch is not baked in."""
+    c, h, w = model.cfg.image_shape
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand((4, c, h, w), generator=gen)
+    z = torch.randn((4, model.cfg.latent_dim), generator=gen)
+    return {
+        "encoder.onnx": _export_one(EncoderGraph(model), x, ENCODER_INPUT, ENCODER_OUTPUTS, exporter),
+        "decoder.onnx": _export_one(DecoderGraph(model), z, DECODER_INPUT, DECODER_OUTPUTS, exporter),
+    }
+
+
+def check_graphs(
+    model: Autoencoder, graphs: dict[str, bytes], batches: tuple[int, ...] = PARITY_BATCHES
+) -> dict[str, float]:
+    """onnx.checker, then ORT (CPU) vs PyTorch; returns the largest difference per graph output
+    (absolute for images, mu and logvar; relative to max(1, |logit|) for logits).
+
+    Raises ExportError naming the output and batch size when a difference exceeds PARITY_TOL.
+    """
+    import onnx
+    import onnxruntime as ort
+
+    for name, data in graphs.items():
+        try:
+            onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(f"{name} fails onnx.checker: {str(exc).splitlines()[0]}") from exc
+    sessions = {name: ort.InferenceSession(data, providers=["CPUExecutionProvider"]) for name, data in graphs.items()}
+    c, h, w = model.cfg.image_shape
+    rng = np.random.default_rng(123)
+    worst: dict[str, float] = {}
+    model.eval()
+    for n in batches:
+        x = rng.random((n, c, h, w), dtype=np.float32)
+        z = rng.standard_normal((n, model.cfg.latent_dim), dtype=np.float32)
+        with torch.no_grad():
+            mu, logvar = model.encode(torch.from_numpy(x))
+            logits = model.decode(torch.from_numpy(z))
+        expected = {
+            ("encoder.onnx", "mu"): mu.numpy(),
+            ("encoder.onnx", "logvar"): logvar.numpy(),
+            ("decoder.onnx", "x"): torch.sigmoid(logits).numpy(),
+            ("decoder.onnx", "logits"): logits.numpy(),
+        }
+        got_enc = dict(zip(ENCODER_OUTPUTS, sessions["encoder.onnx"].run(list(ENCODER_OUTPUTS), {ENCODER_INPUT: x})))
+        got_dec = dict(zip(DECODER_OUTPUTS, sessions["decoder.onnx"].run(list(DECODER_OUTPUTS), {DECODER_INPUT: z})))
+        for (graph, out), want in expected.items():
+            got = (got_enc if graph == "encoder.onnx" else got_dec)[out]
+            if got.shape != want.shape:
+                raise ExportError(
+                    f"{graph} output '{out}' has shape {got.shape} at batch {n}, PyTorch gives {want.shape}"
+                )
+            err = np.abs(got.astype(np.float64) - want)
+            if out == "logits":
+                # Logits reach |20| and more, where float32 spacing alone is ~2e-6: compare them
+                # relative to their size. Images, mu and logvar keep the absolute 1e-5 bound.
+                err = err / np.maximum(1.0, np.abs(want))
+            diff = float(np.max(err))
+            key = f"{graph}:{out}"
+            worst[key] = max(worst.get(key, 0.0), diff)
+            if not diff <= PARITY_TOL:
+                kind = "relative difference" if out == "logits" else "difference"
+                raise ExportError(
+                    f"{graph} output '{out}' differs from PyTorch (largest {kind} {diff:.2e} at batch {n}, "
+                    f"tolerance {PARITY_TOL:.0e}); the export is not faithful"
+                )
+    return worst
+
+
+def producer_versions(exporter: str) -> dict[str, Any]:
+    import onnx
+    import onnxruntime as ort
+
+    return {
+        "vaegen_infer": vaegen_infer.__version__,
+        "torch": str(torch.__version__),
+        "onnx": onnx.__version__,
+        "onnxruntime": ort.__version__,
+        "exporter": exporter,
+        "opset": OPSET if exporter == "dynamo" else 17,
+    }
+
+
+def write_bundle(
+    out: Path,
+    graphs: dict[str, bytes],
+    build_manifest: Callable[[dict[str, str]], Manifest],
+    overwrite: bool = True,
+) -> Path:
+    """Write graphs and model.json into a temporary sibling directory, validate it, then swap it in."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} exists; pass --overwrite to replace it")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, data in graphs.items():
+            (tmp / name).write_bytes(data)
+        hashes = {name: sha256_file(tmp / name) for name in graphs}
+        manifest = build_manifest(hashes)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+        # The runtime must accept what we wrote: load it the way users will.
+        check = vaegen_infer.load(tmp, providers="cpu")
+        check.sample(2, seed=0)
+        check.encode(np.zeros((1, *check.image_shape), np.float32))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def base_manifest(
+    name: str,
+    model: Autoencoder,
+    payload: dict[str, Any],
+    hashes: dict[str, str],
+    exporter: str,
+    description: str,
+    prior: PriorSpec,
+    labels: list[str] | None,
+    conditional: bool,
+) -> Manifest:
+    cfg: ModelConfig = model.cfg
+    c, h, w = cfg.image_shape
+    image = ImageSpec(c, h, w, (0.0, 1.0), "bernoulli")
+    encoder, decoder = graph_specs(image, cfg.latent_dim, hashes)
+    return Manifest(
+        name=name,
+        kind=cfg.kind,
+        description=description,
+        image=image,
+        latent_dim=cfg.latent_dim,
+        prior=prior,
+        labels=labels,
+        conditional=conditional,
+        encoder=encoder,
+        decoder=decoder,
+        attributes={},
+        training={
+            "model_config": payload["model_config"],
+            "train_config": payload["train_config"],
+            "seed": payload["train_config"]["seed"],
+            "data": payload["data"],
+            "summary": payload["summary"],
+        },
+        producer=producer_versions(exporter),
+    )
+
+
+def export_run(
+    run: Path,
+    out: Path,
+    name: str | None = None,
+    description: str = "",
+    exporter: str = DEFAULT_EXPORTER,
+    attributes: dict[str, Attribute] | None = None,
+    latent_stats: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> tuple[Path, dict[str, float]]:
+    """Export a training run to a checked bundle at `out`; returns the path and the parity report."""
+    from train.fit import load_checkpoint
+
+    from train import data as datasets
+    from train.analysis import builtin_attributes, latent_statistics
+
+    model, payload = load_checkpoint(run)
+    started = time.time()
+    split = datasets.load(payload["train_config"]["data"])
+    if attributes is None:
+        attributes = builtin_attributes(model, split)
+    if latent_stats is None:
+        latent_stats = latent_statistics(model, split)
+    graphs = export_graphs(model, exporter)
+    parity = check_graphs(model, graphs)
+    labels = payload["data"].get("labels")
+    conditional = bool(payload.get("extra_state", {}).get("conditional", False))
+    prior = PriorSpec(**payload.get("extra_state", {}).get("prior", {"name": "gaussian", "params": {"scale": 1.0}}))
+
+    def build(hashes: dict[str, str]) -> Manifest:
+        m = base_manifest(name or out.name, model, payload, hashes, exporter, description, prior, labels, conditional)
+        m.attributes = dict(attributes or {})
+        m.latent_stats = dict(latent_stats or {})
+        m.metrics = dict(metrics or {})
+        m.producer["parity_max_abs_diff"] = {k: float(f"{v:.3g}") for k, v in parity.items()}
+        m.producer["parity_batches"] = list(PARITY_BATCHES)
+        m.producer["export_seconds"] = round(time.time() - started, 2)
+        return m
+
+    return write_bundle(out, graphs, build), parity
+
+
+def model_from_bundle(path: Path) -> Autoencoder:
+    """Rebuild the PyTorch model of a bundle from its manifest config and its ONNX weights.
+
+    The exporter keeps parameter names (`model.<state_dict key>`), so the shipped graphs carry
+    everything needed to recreate the PyTorch model they came from: parity tests and the PyTorch
+    latency baselines use this instead of a second copy of the weights in git.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    manifest = vaegen_infer.load(path, providers="cpu").manifest
+    model = Autoencoder(ModelConfig.from_dict(manifest.training["model_config"]))
+    weights: dict[str, torch.Tensor] = {}
+    for role in ("encoder", "decoder"):
+        graph = onnx.load(str(Path(path) / manifest.graph(role).file))
+        for init in graph.graph.initializer:
+            if init.name.startswith("model."):
+                weights[init.name.removeprefix("model.")] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    state = model.state_dict()
+    missing = sorted(set(state) - set(weights))
+    if missing:
+        raise ExportError(f"{path}: the graphs lack weights for {', '.join(missing[:3])}; cannot rebuild the model")
+    model.load_state_dict({k: weights[k] for k in state})
+    model.eval()
+    return model

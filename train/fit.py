@@ -1,0 +1,213 @@
+"""Fitting a VAE: loss = BCE + beta * KL, with the levers issue 5 measures (warm-up, free bits,
+dynamic binarisation, augmentation, schedule) and the best-on-validation weights kept."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from train.config import ModelConfig, TrainConfig, to_dict
+from train.data import Split
+from train.models import Autoencoder, reparameterize
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = "vaegen-checkpoint-1"
+
+
+def set_seed(seed: int, threads: int = 0) -> None:
+    from vaegen_infer.providers import physical_cores
+
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.set_num_threads(threads or physical_cores())
+
+
+def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Closed-form KL(N(mu, sigma^2) || N(0, 1)) per example and dimension, (N, D)."""
+    return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar)
+
+
+def bce_per_image(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Bernoulli negative log-likelihood summed over pixels, (N,). Works on logits to avoid log(0)."""
+    return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+
+
+def augment_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to `max_shift` pixels in x and y, padding with zeros. (N, C, H, W)."""
+    n, _, h, w = x.shape
+    pad = F.pad(x, (max_shift,) * 4)
+    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
+    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, x.shape[1], h, w + 2 * max_shift)
+    out = pad.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, x.shape[1], h, w)
+    return out.gather(3, cols)
+
+
+@torch.no_grad()
+def evaluate_elbo(model: Autoencoder, x: np.ndarray, batch: int = 500) -> dict[str, float]:
+    """Mean ELBO terms on `x` (targets as given), using the posterior mean's sample once per image."""
+    model.eval()
+    gen = torch.Generator().manual_seed(1234)  # fixed eps: validation numbers comparable across epochs
+    rec_sum, kl_sum = 0.0, 0.0
+    kl_dims = torch.zeros(model.cfg.latent_dim)
+    for start in range(0, len(x), batch):
+        xb = torch.from_numpy(x[start : start + batch])
+        mu, logvar = model.encode(xb)
+        eps = torch.randn(mu.shape, generator=gen)
+        logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)
+        rec_sum += bce_per_image(logits, xb).sum().item()
+        kd = kl_per_dim(mu, logvar)
+        kl_sum += kd.sum().item()
+        kl_dims += kd.sum(0)
+    n = len(x)
+    return {
+        "rec": rec_sum / n,
+        "kl": kl_sum / n,
+        "elbo": -(rec_sum + kl_sum) / n,
+        "kl_per_dim": (kl_dims / n).tolist(),
+    }
+
+
+def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet: bool = False) -> dict[str, Any]:
+    """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`."""
+    set_seed(tcfg.seed, tcfg.threads)
+    model = Autoencoder(mcfg)
+    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    steps_per_epoch = math.ceil(len(data.x_train) / tcfg.batch_size)
+    total_steps = tcfg.epochs * steps_per_epoch
+    sched = None
+    if tcfg.lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps), eta_min=tcfg.lr * 0.02)
+    elif tcfg.lr_schedule != "constant":
+        raise SystemExit(f"error: unknown --lr-schedule '{tcfg.lr_schedule}': use constant or cosine")
+
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    x_train = torch.from_numpy(data.x_train)
+    # Validation targets: grey levels, or one fixed binarisation when training on binary draws.
+    x_val = data.x_val
+    if tcfg.binarize == "dynamic":
+        from vaegen_infer.datasets import binarize
+
+        x_val = binarize(x_val, seed=tcfg.seed + 1)
+
+    history: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"elbo": -math.inf}
+    best_state = copy.deepcopy(model.state_dict())
+    started = time.time()
+    bar = tqdm(range(tcfg.epochs), desc="fit", unit="epoch", disable=quiet, dynamic_ncols=True)
+    step = 0
+    for epoch in bar:
+        model.train()
+        perm = torch.randperm(len(x_train), generator=gen)
+        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
+        beta = tcfg.beta * min(1.0, (epoch + 1) / tcfg.warmup_epochs) if tcfg.warmup_epochs else tcfg.beta
+        for b in range(steps_per_epoch):
+            idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
+            xb = x_train[idx]
+            if tcfg.augment:
+                xb = augment_shift(xb, 2, gen)
+            target = torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
+            mu, logvar = model.encode(target)
+            logits = model.decode(reparameterize(mu, logvar))
+            rec = bce_per_image(logits, target).mean()
+            kd = kl_per_dim(mu, logvar).mean(0)  # (D,) batch-mean KL per dimension
+            kl = kd.sum()
+            # Free bits: dimensions below the floor carry no penalty, so they stay in use.
+            kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
+            loss = rec + beta * kl_pen
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
+            sums["loss"] += loss.item() * len(idx)
+            sums["rec"] += rec.item() * len(idx)
+            sums["kl"] += kl.item() * len(idx)
+        n = len(x_train)
+        val = evaluate_elbo(model, x_val)
+        record = {
+            "epoch": epoch + 1,
+            "loss": sums["loss"] / n,
+            "rec": sums["rec"] / n,
+            "kl": sums["kl"] / n,
+            "beta": beta,
+            "val_elbo": val["elbo"],
+            "val_rec": val["rec"],
+            "val_kl": val["kl"],
+        }
+        history.append(record)
+        # Early stopping by selection: keep the weights with the best validation ELBO at full beta.
+        if beta >= tcfg.beta and val["elbo"] > best["elbo"]:
+            best = {**val, "epoch": epoch + 1}
+            best_state = copy.deepcopy(model.state_dict())
+        bar.set_postfix(
+            loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
+            val_elbo=f"{val['elbo']:.1f}",
+        )  # fmt: skip
+    model.load_state_dict(best_state)
+    summary = {
+        "best_epoch": best.get("epoch"),
+        "val_elbo": best.get("elbo"),
+        "val_rec": best.get("rec"),
+        "val_kl": best.get("kl"),
+        "seconds": round(time.time() - started, 1),
+    }
+    save_checkpoint(out, model, tcfg, data, history, summary)
+    return summary
+
+
+def save_checkpoint(
+    out: Path,
+    model: torch.nn.Module,
+    tcfg: TrainConfig,
+    data: Split,
+    history: list[dict[str, Any]],
+    summary: dict[str, Any],
+    extra_state: dict[str, Any] | None = None,
+) -> Path:
+    """Config beside weights: plain dicts, lists and tensors only, so `weights_only=True` loads it."""
+    out.mkdir(parents=True, exist_ok=True)
+    mcfg: ModelConfig = model.cfg  # type: ignore[assignment]
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": to_dict(mcfg),
+        "train_config": to_dict(tcfg),
+        "state_dict": model.state_dict(),
+        "history": history,
+        "summary": summary,
+        "data": {"source": data.source, "labels": data.labels, "n_train": len(data.x_train), "n_val": len(data.x_val)},
+        "versions": {"torch": str(torch.__version__)},
+    }
+    if extra_state:
+        payload["extra_state"] = extra_state
+    tmp = out / (CHECKPOINT_FILE + ".part")
+    torch.save(payload, tmp)
+    tmp.replace(out / CHECKPOINT_FILE)
+    readable = {k: v for k, v in payload.items() if k not in ("state_dict", "extra_state")}
+    (out / "run.json").write_text(json.dumps(readable, indent=2) + "\n")
+    return out / CHECKPOINT_FILE
+
+
+def load_checkpoint(run: Path) -> tuple[Autoencoder, dict[str, Any]]:
+    """Rebuild the model from its saved config and load the weights (no pickle: weights_only=True)."""
+    path = run / CHECKPOINT_FILE if run.is_dir() else run
+    if not path.is_file():
+        raise SystemExit(f"error: no checkpoint at {path}: run `python -m train fit ... --out {run}` first")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise SystemExit(f"error: {path} is not a vaegen checkpoint (format {payload.get('format')!r})")
+    model = Autoencoder(ModelConfig.from_dict(payload["model_config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.eval()
+    return model, payload

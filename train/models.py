@@ -1,0 +1,154 @@
+"""Networks. Every family exposes the same methods, `encode(x) -> (mu, logvar)` and
+`decode(z) -> logits`, so the exporter, the evaluator and the tests treat them alike."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from train.config import ModelConfig
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+
+def _act(cfg: ModelConfig) -> nn.Module:
+    if cfg.activation not in _ACTIVATIONS:
+        raise SystemExit(f"error: unknown activation '{cfg.activation}': use one of {', '.join(_ACTIVATIONS)}")
+    return _ACTIVATIONS[cfg.activation]()
+
+
+class ConvEncoder(nn.Module):
+    """(N, C, H, W) -> (N, 2D): strided 4x4 convolutions, each halving H and W, then two dense layers."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        c, h, w = cfg.image_shape
+        layers: list[nn.Module] = []
+        for width in cfg.channels:
+            layers += [nn.Conv2d(c, width, 4, stride=2, padding=1), _act(cfg)]
+            c, h, w = width, h // 2, w // 2
+        self.conv = nn.Sequential(*layers)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, cfg.hidden), _act(cfg))
+        self.out = nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.fc(self.conv(x)))
+
+
+class ConvDecoder(nn.Module):
+    """(N, D) -> logits (N, C, H, W): the encoder mirrored with transposed convolutions."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        c, h, w = cfg.image_shape
+        stages = len(cfg.channels)
+        self.start = (cfg.channels[-1], h >> stages, w >> stages)
+        self.fc = nn.Sequential(
+            nn.Linear(cfg.latent_dim, cfg.hidden),
+            _act(cfg),
+            nn.Linear(cfg.hidden, math.prod(self.start)),
+            _act(cfg),
+        )
+        layers: list[nn.Module] = []
+        widths = list(reversed(cfg.channels))
+        for i, width in enumerate(widths):
+            out = widths[i + 1] if i + 1 < len(widths) else c
+            layers.append(nn.ConvTranspose2d(width, out, 4, stride=2, padding=1))
+            if i + 1 < len(widths):
+                layers.append(_act(cfg))
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.fc(z).view(-1, *self.start)  # (N, C_last, H / 2^s, W / 2^s)
+        return self.deconv(h)
+
+
+class MLPEncoder(nn.Module):
+    """The pytorch/examples recipe: 784 -> hidden -> (mu, logvar)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(math.prod(cfg.image_shape), cfg.hidden), _act(cfg),
+            nn.Linear(cfg.hidden, 2 * cfg.latent_dim),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class MLPDecoder(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.shape = cfg.image_shape
+        self.net = nn.Sequential(
+            nn.Linear(cfg.latent_dim, cfg.hidden), _act(cfg), nn.Linear(cfg.hidden, math.prod(cfg.image_shape))
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.shape)
+
+
+ARCHS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
+    "conv": (ConvEncoder, ConvDecoder),
+    "mlp": (MLPEncoder, MLPDecoder),
+}
+
+
+class Autoencoder(nn.Module):
+    """Encoder + decoder. For a VAE the encoder's two halves are mu and logvar; an AAE adds a
+    discriminator alongside (see train/aae.py) but keeps this interface."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.arch not in ARCHS:
+            raise SystemExit(f"error: unknown architecture '{cfg.arch}': use one of {', '.join(ARCHS)}")
+        _, h, w = cfg.image_shape
+        if cfg.arch == "conv" and (h % (1 << len(cfg.channels)) or w % (1 << len(cfg.channels))):
+            raise SystemExit(f"error: image size {h}x{w} must be divisible by 2^{len(cfg.channels)}")
+        self.cfg = cfg
+        enc, dec = ARCHS[cfg.arch]
+        self.encoder = enc(cfg)
+        self.decoder = dec(cfg)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)  # (N, D) each
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # logits (N, C, H, W)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(x)
+        z = reparameterize(mu, logvar)
+        return self.decode(z), mu, logvar
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps with sigma = exp(0.5 * logvar): the standard deviation, not the variance."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+class EncoderGraph(nn.Module):
+    """What encoder.onnx computes: x (N, C, H, W) -> mu (N, D), logvar (N, D)."""
+
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.encode(x)
+
+
+class DecoderGraph(nn.Module):
+    """What decoder.onnx computes: z (N, D) -> x (N, C, H, W) Bernoulli means, and their logits."""
+
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model.decode(z)
+        return torch.sigmoid(logits), logits

@@ -1,0 +1,540 @@
+"""The `vaegen-infer` command: a thin layer over the library. Each command parses its options,
+calls one library function, and writes one file.
+
+Errors are one line on stderr: exit code 2 for a bad request (unknown model, bad option value),
+1 for a failure (damaged bundle, unreadable input). `--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from . import __version__
+from .bundle import DEFAULT_MODEL, available, open_bundle
+from .errors import VaegenError
+from .providers import PROVIDER_CHOICES
+
+_DEBUG_ENV = "VAEGEN_INFER_DEBUG"
+
+
+class _Group(TyperGroup):
+    """Turns every failure into one line and an exit code; tracebacks only with --debug."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv or os.environ.get(_DEBUG_ENV) == "1"
+        try:
+            code = super().main(argv, prog_name or "vaegen-infer", complete_var, False, windows_expand_args, **extra)
+        except VaegenError as exc:
+            if debug:
+                raise
+            _fail(str(exc), exc.exit_code)
+        except typer.TyperException as exc:  # click's UsageError/BadParameter (exit 2), ClickException (1)
+            if debug:
+                raise
+            _fail(_one_line(exc.format_message()), getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            _fail("aborted", 130)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except Exception as exc:
+            if debug:
+                raise
+            _fail(f"unexpected {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for the traceback)", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _fail(message: str, code: int) -> None:
+    typer.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Generate and edit images with VAE/AAE bundles exported to ONNX (no PyTorch needed).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="Bundle name (see `vaegen-infer models`) or path to a bundle directory.")
+]
+ProvidersOpt = Annotated[
+    str,
+    typer.Option(
+        "--providers",
+        help="auto: CUDA when it really runs, else CPU; cpu; cuda: fail unless CUDA is active.",
+        show_default=True,
+    ),
+]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (default: physical cores).")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vaegen-infer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    """Generate and edit images with VAE/AAE bundles exported to ONNX (no PyTorch needed).
+
+    Start with `vaegen-infer sample --n 64`, then `vaegen-infer models` to see what else is installed.
+    """
+
+
+def _load(model: str, providers: str, threads: int | None = None) -> Any:
+    from .model import load
+
+    if providers not in PROVIDER_CHOICES:
+        raise typer.BadParameter(f"'{providers}' is not one of {', '.join(PROVIDER_CHOICES)}", param_hint="--providers")
+    return load(model, providers=providers, threads=threads)
+
+
+def _done(path: Path, what: str) -> None:
+    typer.echo(f"wrote {path} ({what})")
+
+
+@app.command()
+def sample(
+    n: Annotated[int, typer.Option("--n", "-n", help="How many images to generate.")] = 64,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image (.png, .jpg, .gif, .webp).")] = Path(
+        "samples.png"
+    ),
+    seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same images.")] = None,
+    label: Annotated[str | None, typer.Option(help="Class to draw from (label-conditioned models only).")] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    cols: Annotated[int | None, typer.Option(min=1, help="Grid columns (default: near-square).")] = None,
+    scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale each image this many times.")] = 2,
+    providers: ProvidersOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """Draw N images from the model's prior and write them as one grid image."""
+    from .images import make_grid, save_image
+    from .model import check_count
+
+    check_count(n)
+    if seed is None:
+        seed = int.from_bytes(os.urandom(4), "little")
+    g = _load(model, providers, threads)
+    images = g.sample(n, seed=seed, label=label)  # (n, C, H, W)
+    path = save_image(output, make_grid(images, cols=cols, scale=scale))
+    _done(path, f"{n} samples from {g.name}, seed {seed}")
+
+
+@app.command()
+def models() -> None:
+    """List the bundles that --model can name: shipped with the package or made by you."""
+    found = available()
+    if not found:
+        typer.echo("no bundles found")
+        return
+    rows = [("NAME", "KIND", "LATENT", "PRIOR", "LABELS", "ORIGIN", "DESCRIPTION")]
+    for name, (path, origin) in found.items():
+        try:
+            m = open_bundle(path).manifest
+        except VaegenError as exc:
+            rows.append((name, "?", "?", "?", "?", origin, f"damaged: {exc}"))
+            continue
+        labels = "by label" if m.conditional else "-"
+        rows.append((name, m.kind, str(m.latent_dim), m.prior.name, labels, origin, m.description))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
+
+
+@app.command()
+def info(
+    model: ModelOpt = DEFAULT_MODEL,
+    providers: ProvidersOpt = "auto",
+    threads: ThreadsOpt = None,
+) -> None:
+    """Show a bundle's manifest summary, its metrics, and which execution provider runs it."""
+    g = _load(model, providers, threads)
+    m = g.manifest
+    started = time.perf_counter()
+    active = g.provider("decoder")
+    ms = (time.perf_counter() - started) * 1000
+    lines = [
+        f"name:        {m.name}",
+        f"kind:        {m.kind}",
+        f"description: {m.description or '-'}",
+        f"path:        {g.bundle.path} ({g.bundle.origin})",
+        f"image:       {m.image.channels}x{m.image.height}x{m.image.width}, values in "
+        f"[{m.image.value_range[0]:g}, {m.image.value_range[1]:g}], {m.image.likelihood} likelihood",
+        f"latent:      {m.latent_dim} dimensions, prior {m.prior.name} {m.prior.params}",
+        f"labels:      {', '.join(m.labels) if m.labels else '-'}" + (" (sample by label)" if m.conditional else ""),
+        f"attributes:  {', '.join(m.attributes) or '-'}",
+        f"provider:    {active} (requested {providers}; session created in {ms:.0f} ms)",
+    ]
+    for key, value in m.metrics.items():
+        lines.append(f"metric:      {key} = {_fmt_metric(value)}")
+    producer = m.producer
+    if producer:
+        lines.append(
+            f"exported by: torch {producer.get('torch', '?')}, {producer.get('exporter', '?')} exporter, "
+            f"opset {producer.get('opset', '?')}"
+        )
+    typer.echo("\n".join(lines))
+
+
+# -- image-based commands ---------------------------------------------------------------------
+
+ImagesArg = Annotated[
+    list[str], typer.Argument(help="Image files, directories (their images) or glob patterns; any Pillow format.")
+]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Refuse images of the wrong size instead of resizing.")]
+InvertOpt = Annotated[bool, typer.Option("--invert", help="Invert grey levels (dark strokes on light paper).")]
+ScaleOpt = Annotated[int, typer.Option(min=1, max=16, help="Upscale each tile this many times.")]
+
+
+def _note(message: str) -> None:
+    typer.echo(f"note: {message}", err=True)
+
+
+def _images(g: Any, items: list[str], strict: bool, invert: bool) -> tuple[Any, list[Path]]:
+    from .images import load_images
+
+    return load_images(items, g.image_shape, strict=strict, invert=invert, note=_note)
+
+
+def _short(path: Path, limit: int = 14) -> str:
+    name = path.stem
+    return name if len(name) <= limit else name[: limit - 1] + "~"
+
+
+def _signed(v: float) -> str:
+    return f"{v:+g}" if v else "0"
+
+
+@app.command()
+def encode(
+    images: ImagesArg,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="latents.npy (mu, N x D) or latents.json (mu, logvar).")
+    ] = Path("latents.npy"),
+    model: ModelOpt = DEFAULT_MODEL,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Encode images to latent codes: the posterior means mu (and log-variances in JSON)."""
+    from .io import save_json, save_npy
+
+    suffix = output.suffix.lower()
+    if suffix not in (".npy", ".json"):
+        raise typer.BadParameter(f"'{output.name}' must end in .npy or .json", param_hint="--output")
+    g = _load(model, providers)
+    x, paths = _images(g, images, strict, invert)
+    mu, logvar = g.encode(x)
+    if suffix == ".npy":
+        save_npy(output, mu)
+    else:
+        save_json(output, {
+            "model": g.name, "latent_dim": g.latent_dim, "inputs": [str(p) for p in paths],
+            "mu": mu.tolist(), "logvar": logvar.tolist(),
+        })  # fmt: skip
+    _done(output, f"{len(paths)} codes of {g.latent_dim} dimensions from {g.name}")
+
+
+@app.command()
+def decode(
+    latents: Annotated[
+        Path, typer.Argument(help="Codes: .npy (N x D or D) or .json (from encode, or a list of lists).")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image grid.")] = Path("decoded.png"),
+    model: ModelOpt = DEFAULT_MODEL,
+    cols: Annotated[int | None, typer.Option(min=1, help="Grid columns (default: near-square).")] = None,
+    scale: ScaleOpt = 2,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Decode latent codes to images, written as one grid."""
+    from .images import make_grid, save_image
+    from .latentfile import read_latents
+
+    g = _load(model, providers)
+    z = read_latents(latents)
+    x = g.decode(z)
+    save_image(output, make_grid(x, cols=cols, scale=scale))
+    _done(output, f"{len(x)} images from {g.name}")
+
+
+@app.command()
+def reconstruct(
+    images: ImagesArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output grid: inputs above reconstructions.")] = Path(
+        "reconstruct.png"
+    ),
+    model: ModelOpt = DEFAULT_MODEL,
+    sample: Annotated[bool, typer.Option("--sample", help="Decode z ~ q(z|x) instead of the mean mu.")] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed for --sample.")] = 0,
+    cols: Annotated[int, typer.Option(min=1, help="Images per row.")] = 10,
+    scale: ScaleOpt = 2,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Encode and decode images; the grid shows each input above its reconstruction."""
+    import numpy as np
+
+    from .images import labelled_grid, save_image
+
+    g = _load(model, providers)
+    x, _ = _images(g, images, strict, invert)
+    rec = g.reconstruct(x, sample=sample, seed=seed)
+    n = len(x)
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    blank = np.zeros((rows * cols - n, *g.image_shape), np.float32)
+    top = np.concatenate([x, blank]).reshape(rows, 1, cols, *g.image_shape)
+    bottom = np.concatenate([rec, blank]).reshape(rows, 1, cols, *g.image_shape)
+    tiles = np.concatenate([top, bottom], axis=1).reshape(2 * rows, cols, *g.image_shape)
+    labels = ["input", "output"] * rows
+    grid = labelled_grid(tiles, row_labels=labels, scale=scale, gap_after_rows=range(1, 2 * rows, 2))
+    save_image(output, grid)
+    _done(output, f"{n} reconstructions by {g.name}")
+
+
+@app.command()
+def interpolate(
+    anchors: Annotated[list[str], typer.Argument(help="Two or more images (A B [C ...]), or one .npy/.json of codes.")],
+    steps: Annotated[int, typer.Option(help="Images per segment, both ends included (>= 2).")] = 10,
+    method: Annotated[str, typer.Option(help="slerp (keeps the norm, for Gaussian priors) or lerp.")] = "slerp",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help=".png grid (a row per segment) or .gif animation.")
+    ] = Path("interpolate.png"),
+    model: ModelOpt = DEFAULT_MODEL,
+    scale: ScaleOpt = 2,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Walk through latent space from A to B (to C ...) and decode the path."""
+    from . import latent
+    from .images import labelled_grid, save_gif, save_image
+    from .latentfile import read_latents
+
+    if steps < 2:
+        raise typer.BadParameter(f"steps must be at least 2 (both ends included), got {steps}", param_hint="--steps")
+    if method not in latent.METHODS:
+        raise typer.BadParameter(f"'{method}' is not one of {', '.join(latent.METHODS)}", param_hint="--method")
+    g = _load(model, providers)
+    if len(anchors) == 1 and Path(anchors[0]).suffix.lower() in (".npy", ".json"):
+        codes = read_latents(Path(anchors[0]))
+        names = [f"z{i}" for i in range(len(codes))]
+    else:
+        x, paths = _images(g, anchors, strict, invert)
+        codes = g.as_latents(list(x))
+        names = [_short(p, 10) for p in paths]
+    if len(codes) < 2:
+        raise typer.BadParameter("interpolation needs at least two anchors", param_hint="ANCHORS")
+    frames = g.decode(latent.path(codes, steps, method))  # ((K-1)(steps-1)+1, C, H, W)
+    if output.suffix.lower() == ".gif":
+        save_gif(output, frames, scale=max(scale, 3))
+    else:
+        segs = len(codes) - 1
+        import numpy as np
+
+        rows = [frames[i * (steps - 1) : i * (steps - 1) + steps] for i in range(segs)]
+        tiles = np.stack(rows)  # (segments, steps, C, H, W)
+        labels = [f"{names[i]}>{names[i + 1]}" for i in range(segs)] if segs > 1 else None
+        save_image(output, labelled_grid(tiles, row_labels=labels, scale=scale))
+    _done(output, f"{len(frames)} images, {method}, {len(codes)} anchors")
+
+
+@app.command()
+def shift(
+    images: ImagesArg,
+    attribute: Annotated[
+        str, typer.Option("--attribute", "-a", help="Direction name; see `vaegen-infer attributes list`.")
+    ],
+    amounts: Annotated[str, typer.Option(help="Comma-separated multiples of the direction.")] = "-2,-1,0,1,2",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output grid: a row per image, a column per amount.")
+    ] = Path("shift.png"),
+    model: ModelOpt = DEFAULT_MODEL,
+    scale: ScaleOpt = 2,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Move images along a named attribute direction (mu + amount * v) and decode.
+
+    Built-in MNIST directions: thickness, slant, width (amount 1 = one standard deviation of that
+    property in the training images) and digit-0 ... digit-9 (amount 1 = from the average digit to
+    the average k)."""
+    from . import latent
+    from .images import labelled_grid, save_image
+
+    values = latent.parse_amounts(amounts)
+    g = _load(model, providers)
+    g.attribute(attribute)  # fail on an unknown name before reading any image
+    x, paths = _images(g, images, strict, invert)
+    tiles = g.shift(x, attribute, values)  # (N, A, C, H, W)
+    labels = [_short(p) for p in paths] if len(paths) > 1 else None
+    save_image(output, labelled_grid(tiles, row_labels=labels, col_labels=[_signed(v) for v in values], scale=scale))
+    _done(output, f"{len(paths)} images x {len(values)} amounts of '{attribute}'")
+
+
+@app.command()
+def traverse(
+    image: Annotated[
+        str | None, typer.Argument(help="Image whose code is the centre (default: the prior's centre, 0).")
+    ] = None,
+    dims: Annotated[
+        str | None, typer.Option(help="Dimensions: 0-7, 3 or 0,2,5 (default: the 8 most used, by KL).")
+    ] = None,
+    span: Annotated[
+        float, typer.Option(help="Vary each dimension over [-span, span] prior standard deviations.")
+    ] = 3.0,
+    steps: Annotated[int, typer.Option(help="Values per dimension (>= 2).")] = 9,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output grid: a row per dimension.")] = Path(
+        "traverse.png"
+    ),
+    model: ModelOpt = DEFAULT_MODEL,
+    scale: ScaleOpt = 2,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Vary one latent dimension at a time, holding the others at the image's code (or 0)."""
+    from . import latent
+    from .images import labelled_grid, save_image
+
+    if steps < 2:
+        raise typer.BadParameter(f"steps must be at least 2, got {steps}", param_hint="--steps")
+    if not span > 0 or span != span or span == float("inf"):
+        raise typer.BadParameter(f"span must be a positive number, got {span}", param_hint="--span")
+    g = _load(model, providers)
+    order = latent.parse_dims(dims, g.latent_dim) if dims else g.dims_by_importance()[:8]
+    base = None
+    if image is not None:
+        x, _ = _images(g, [image], strict, invert)
+        if len(x) != 1:
+            raise typer.BadParameter(f"'{image}' names {len(x)} images; traverse takes one", param_hint="IMAGE")
+        base = x[0]
+    tiles = g.traverse(base, dims=order, span=span, steps=steps)
+    import numpy as np
+
+    cols = [f"{v:+.1f}" for v in np.linspace(-span, span, steps)]
+    save_image(output, labelled_grid(tiles, row_labels=[f"z{d}" for d in order], col_labels=cols, scale=scale))
+    _done(output, f"{len(order)} dimensions x {steps} values, span {span:g} sd")
+
+
+@app.command()
+def manifold(
+    n: Annotated[int, typer.Option("--n", "-n", min=2, max=100, help="Grid size: n x n images.")] = 20,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = Path("manifold.png"),
+    model: ModelOpt = "mnist-vae-2d",
+    dims: Annotated[str | None, typer.Option(help="Two dimensions, e.g. 0,1 (default: the two most used).")] = None,
+    scale: ScaleOpt = 1,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Decode a grid over the prior's quantiles of two latent dimensions (the classic MNIST manifold)."""
+    from . import latent
+    from .images import make_grid, save_image
+
+    g = _load(model, providers)
+    pair = None
+    if dims:
+        chosen = latent.parse_dims(dims, g.latent_dim)
+        if len(chosen) != 2:
+            raise typer.BadParameter(f"give exactly two dimensions, got {dims}", param_hint="--dims")
+        pair = (chosen[0], chosen[1])
+    tiles = g.manifold(n, pair)  # (n, n, C, H, W)
+    save_image(output, make_grid(tiles.reshape(n * n, *g.image_shape), cols=n, pad=0, scale=scale))
+    _done(output, f"{n}x{n} manifold of {g.name}")
+
+
+attributes_app = typer.Typer(
+    help="List a bundle's attribute directions, or add your own from two folders of images.", no_args_is_help=True
+)
+app.add_typer(attributes_app, name="attributes")
+
+
+@attributes_app.command("list")
+def attributes_list(model: ModelOpt = DEFAULT_MODEL) -> None:
+    """Show the attribute directions a bundle holds."""
+    import numpy as np
+
+    m = open_bundle(model).manifest
+    if not m.attributes:
+        typer.echo(f"{m.name} has no attributes; add one with `vaegen-infer attributes add`")
+        return
+    width = max(len(k) for k in m.attributes)
+    typer.echo(f"{'NAME'.ljust(width)}  SOURCE   |v|    DESCRIPTION")
+    for key, a in m.attributes.items():
+        typer.echo(f"{key.ljust(width)}  {a.source:<7}  {float(np.linalg.norm(a.vector)):5.2f}  {a.description}")
+
+
+@attributes_app.command("add")
+def attributes_add(
+    name: Annotated[str, typer.Option("--name", help="Name of the new direction, e.g. smiling.")],
+    with_: Annotated[list[str], typer.Option("--with", help="Images that have the attribute (files, folders, globs).")],
+    without: Annotated[list[str], typer.Option("--without", help="Images that lack it.")],
+    model: ModelOpt = DEFAULT_MODEL,
+    description: Annotated[str, typer.Option(help="One line for `attributes list`.")] = "",
+    replace: Annotated[bool, typer.Option("--replace", help="Recompute an existing user attribute.")] = False,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+) -> None:
+    """Store v = mean(code | with) - mean(code | without) in your copy of the bundle.
+
+    A shipped bundle is never modified: it is first copied to your bundle directory
+    ($VAEGEN_INFER_HOME/bundles, or ~/.local/share/vaegen-infer/bundles), and loading the model by
+    name then finds your copy."""
+    from .attributes import add_attribute
+
+    added = add_attribute(model, name, with_, without, description, replace, strict, invert, note=_note)
+    if added.copied_from is not None:
+        _note(f"copied {added.copied_from} to {added.bundle_path} (the shipped bundle is unchanged)")
+    import numpy as np
+
+    typer.echo(
+        f"added attribute '{name}' to {added.bundle_path} ({added.n_with} with, {added.n_without} without, "
+        f"|v| = {float(np.linalg.norm(added.attribute.vector)):.2f})"
+    )
+
+
+def _fmt_metric(value: Any) -> str:
+    if isinstance(value, dict):
+        parts = [f"{k}={_fmt_metric(v)}" for k, v in value.items() if not isinstance(v, (dict, list))]
+        return ", ".join(parts)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point; tests pass `argv`."""
+    command = typer.main.get_command(app)
+    command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="vaegen-infer")

@@ -1,0 +1,253 @@
+"""Turning model outputs into pictures: uint8 conversion, grids, and PNG/GIF files (Pillow only)."""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+
+from .errors import InputError, UsageError
+from .io import write_bytes
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) floats in [0, 1] -> (N, H, W, C) uint8, rounded."""
+    if images.ndim != 4:
+        raise UsageError(f"expected an image batch (N, C, H, W), got shape {images.shape}")
+    x = np.clip(images, 0.0, 1.0) * 255.0 + 0.5
+    return x.astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
+    """(rows, cols) for n tiles: near-square (cols = ceil(sqrt(n))) unless cols is given."""
+    if n < 1:
+        raise UsageError(f"a grid needs at least one image, got {n}")
+    if cols is None:
+        cols = math.ceil(math.sqrt(n))
+    if cols < 1:
+        raise UsageError(f"columns must be >= 1, got {cols}")
+    cols = min(cols, n)
+    return math.ceil(n / cols), cols
+
+
+def make_grid(
+    images: np.ndarray, cols: int | None = None, pad: int = 2, scale: int = 1, background: int = 64
+) -> Image.Image:
+    """Tile (N, C, H, W) images in [0, 1] row by row, `pad` pixels apart, each upscaled `scale` times."""
+    if scale < 1:
+        raise UsageError(f"scale must be >= 1, got {scale}")
+    tiles = to_uint8(images)  # (N, H, W, C)
+    n, h, w, c = tiles.shape
+    rows, cols = grid_shape(n, cols)
+    if scale > 1:  # nearest-neighbour keeps the pixels of small digits crisp
+        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+        h, w = h * scale, w * scale
+    canvas = np.full((pad + rows * (h + pad), pad + cols * (w + pad), c), background, dtype=np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + q * (w + pad)
+        canvas[y : y + h, x : x + w] = tiles[i]
+    return Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode="L" if c == 1 else "RGB")
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def labelled_grid(
+    tiles: np.ndarray,
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    scale: int = 2,
+    pad: int = 2,
+    gap_after_rows: Sequence[int] = (),
+    background: int = 64,
+) -> Image.Image:
+    """Tiles (R, K, C, H, W) in [0, 1] as R rows of K, with optional labels left of each row and
+    above each column (amounts, dimensions, steps). `gap_after_rows` widens the gap below those rows."""
+    if tiles.ndim != 5:
+        raise UsageError(f"expected tiles (rows, cols, C, H, W), got shape {tiles.shape}")
+    rows, cols = tiles.shape[:2]
+    flat = to_uint8(tiles.reshape(rows * cols, *tiles.shape[2:]))  # (R*K, H, W, C)
+    flat = flat.repeat(scale, axis=1).repeat(scale, axis=2)
+    th, tw, ch = flat.shape[1:]
+    font = _font(max(10, min(16, th // 3)))
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+
+    def text_width(text: str) -> int:
+        box = measure.textbbox((0, 0), text, font=font)
+        return int(box[2] - box[0])
+
+    left = max((text_width(t) + 8 for t in row_labels or []), default=0)
+    top = 18 if col_labels else 0
+    gaps = [6 if r in gap_after_rows else 0 for r in range(rows)]
+    ys = [top + pad + r * (th + pad) + sum(gaps[:r]) for r in range(rows)]
+    xs = [left + pad + k * (tw + pad) for k in range(cols)]
+    canvas = np.full((ys[-1] + th + pad, xs[-1] + tw + pad, ch), background, dtype=np.uint8)
+    for i in range(rows * cols):
+        r, k = divmod(i, cols)
+        canvas[ys[r] : ys[r] + th, xs[k] : xs[k] + tw] = flat[i]
+    image = Image.fromarray(canvas[..., 0] if ch == 1 else canvas)
+    draw = ImageDraw.Draw(image)
+    ink = 235 if ch == 1 else (235, 235, 235)
+    for r, text in enumerate(row_labels or []):
+        draw.text((left - 4, ys[r] + th // 2), text, fill=ink, font=font, anchor="rm")
+    for k, text in enumerate(col_labels or []):
+        draw.text((xs[k] + tw // 2, top - 2), text, fill=ink, font=font, anchor="mb")
+    return image
+
+
+def save_gif(path: str | os.PathLike[str], frames: np.ndarray, scale: int = 4, ms_per_frame: int = 120) -> Path:
+    """An animation, one frame per image (N, C, H, W), looping forever, played forth and back."""
+    tiles = to_uint8(frames)
+    if scale > 1:
+        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
+    pictures = [Image.fromarray(t[..., 0] if t.shape[2] == 1 else t) for t in tiles]
+    pictures = pictures + pictures[-2:0:-1]  # ping-pong, so the loop has no jump
+    return write_bytes(
+        path,
+        lambda fh: pictures[0].save(
+            fh, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0
+        ),
+    )
+
+
+def save_image(path: str | os.PathLike[str], image: Image.Image) -> Path:
+    """Save atomically; the format follows the extension (PNG when in doubt)."""
+    fmt = _format_for(Path(path))
+    return write_bytes(path, lambda fh: image.save(fh, format=fmt))
+
+
+def _format_for(path: Path) -> str:
+    ext = path.suffix.lower()
+    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP", ".bmp": "BMP"}
+    if ext not in formats:
+        raise UsageError(f"cannot tell the image format of '{path.name}': use one of {', '.join(formats)}")
+    return formats[ext]
+
+
+# -- reading images ---------------------------------------------------------------------------------
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm"}
+
+
+def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files, directories (their image files, sorted) and glob patterns -> a list of files.
+
+    Raises InputError for a missing file, an empty directory or a pattern that matches nothing.
+    """
+    out: list[Path] = []
+    for item in items:
+        text = os.fspath(item)
+        path = Path(text).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InputError(f"no images in directory {path} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            out.extend(found)
+        elif path.is_file():
+            out.append(path)
+        elif any(c in text for c in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(os.path.expanduser(text), recursive=True))
+            files = [p for p in matches if p.is_file()]
+            if not files:
+                raise InputError(f"no files match '{text}'")
+            out.extend(files)
+        else:
+            raise InputError(f"no such file or directory: {path}")
+    if not out:
+        raise InputError("no input images given")
+    return out
+
+
+def _pixels(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> (H, W, 1 or 3) float32 in [0, 1]; transparency composited over black."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        a = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+        return np.clip(a / top, 0, 1).astype(np.float32)[..., None]
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float32)
+        a = a / 255.0 if a.max(initial=0) > 1.0 else a
+        return np.clip(np.nan_to_num(a), 0, 1)[..., None]
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        return rgba[..., :3] * rgba[..., 3:4]  # over a black background, where MNIST strokes live
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.float32)[..., None] / 255.0
+    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # P, CMYK, YCbCr, LAB, HSV...
+
+
+def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W, C) float -> (height, width, C), area-averaging when shrinking (Pillow, mode F)."""
+    chans = [
+        np.asarray(Image.fromarray(pixels[..., c]).resize((width, height), Image.Resampling.BOX
+                   if pixels.shape[0] >= height and pixels.shape[1] >= width else Image.Resampling.BICUBIC))
+        for c in range(pixels.shape[2])
+    ]  # fmt: skip
+    return np.clip(np.stack(chans, axis=-1), 0, 1).astype(np.float32)
+
+
+def load_image(
+    path: Path, shape: tuple[int, int, int], strict: bool = False, invert: bool = False,
+    note: Callable[[str], None] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """One image file -> (C, H, W) float32 in [0, 1], converted to the model's channels and size."""
+    c, h, w = shape
+    say = note or (lambda _msg: None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                frames = getattr(img, "n_frames", 1)
+                if frames > 1:
+                    say(f"{path.name}: animated image with {frames} frames, using the first")
+                    img.seek(0)
+                img.load()
+                pixels = _pixels(img)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{path}: refused, too many pixels for safe decoding ({exc})") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path} cannot be read as an image: {exc}") from None
+    if pixels.shape[2] != c:  # grey <-> colour, with the ITU-R 601 weights Pillow's "L" uses
+        if c == 1:
+            pixels = (pixels @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+        else:
+            pixels = np.repeat(pixels, 3, axis=2)
+    if pixels.shape[:2] != (h, w):
+        if strict:
+            raise InputError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]}, the model takes {w}x{h} (--strict)")
+        say(f"{path.name}: resized {pixels.shape[1]}x{pixels.shape[0]} -> {w}x{h}")
+        pixels = _resize(pixels, h, w)
+    if invert:
+        pixels = 1.0 - pixels
+    elif c == 1 and _border_mean(pixels) > 0.5:
+        say(f"{path.name}: light background; this model expects light strokes on dark, pass --invert if needed")
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def _border_mean(pixels: np.ndarray) -> float:
+    edge = np.concatenate([pixels[0].ravel(), pixels[-1].ravel(), pixels[:, 0].ravel(), pixels[:, -1].ravel()])
+    return float(edge.mean())
+
+
+def load_images(
+    items: Sequence[str | os.PathLike[str]], shape: tuple[int, int, int], strict: bool = False,
+    invert: bool = False, note: Callable[[str], None] | None = None,
+) -> tuple[np.ndarray, list[Path]]:  # fmt: skip
+    """Expand `items` and load every image -> ((N, C, H, W) float32 in [0, 1], the N paths)."""
+    paths = expand_inputs(items)
+    return np.stack([load_image(p, shape, strict, invert, note) for p in paths]), paths

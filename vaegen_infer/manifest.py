@@ -1,0 +1,345 @@
+"""The bundle manifest (`model.json`): its schema, validation with field-level messages, and writing.
+
+This module is the single definition of the bundle format. The exporter in `train/` builds a
+`Manifest` with these classes and calls `to_dict()`, and the runtime reads it back with
+`Manifest.from_dict()`, so the writer and the reader cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import BundleError
+
+FORMAT = "vaegen-bundle"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "model.json"
+KINDS = ("vae", "aae")
+LIKELIHOODS = ("bernoulli",)
+
+# Tensor names of the two graphs. A leading None in a shape is the dynamic batch axis.
+ENCODER_INPUT = "x"
+ENCODER_OUTPUTS = ("mu", "logvar")
+DECODER_INPUT = "z"
+# `x` holds Bernoulli means in [0, 1]; `logits` the same before the sigmoid, so that likelihoods
+# can be computed without log(0) in float32.
+DECODER_OUTPUTS = ("x", "logits")
+
+Shape = list[int | None]
+
+
+class _Fields:
+    """Reads typed values out of one JSON object, naming the full key path in every error."""
+
+    def __init__(self, obj: Any, where: str, source: str) -> None:
+        if not isinstance(obj, dict):
+            raise BundleError(f"{source}: '{where or '(top level)'}' must be an object, got {_kind(obj)}")
+        self.obj = obj
+        self.where = where
+        self.source = source
+
+    def _path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, expected: str, got: Any) -> BundleError:
+        return BundleError(f"{self.source}: '{self._path(key)}' must be {expected}, got {_show(got)}")
+
+    def has(self, key: str) -> bool:
+        return key in self.obj and self.obj[key] is not None
+
+    def raw(self, key: str, expected: str) -> Any:
+        if key not in self.obj:
+            raise BundleError(f"{self.source}: missing key '{self._path(key)}' ({expected})")
+        return self.obj[key]
+
+    def str(self, key: str, choices: tuple[str, ...] | None = None) -> str:
+        value = self.raw(key, "a string")
+        if not isinstance(value, str) or not value:
+            raise self.fail(key, "a non-empty string", value)
+        if choices is not None and value not in choices:
+            raise self.fail(key, "one of " + ", ".join(choices), value)
+        return value
+
+    def int(self, key: str, minimum: int = 1) -> int:
+        value = self.raw(key, "an integer")
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.fail(key, f"an integer >= {minimum}", value)
+        return value
+
+    def bool(self, key: str) -> bool:
+        value = self.raw(key, "true or false")
+        if not isinstance(value, bool):
+            raise self.fail(key, "true or false", value)
+        return value
+
+    def number_list(self, key: str, length: int | None = None) -> list[float]:
+        value = self.raw(key, "a list of numbers")
+        ok = isinstance(value, list) and all(_is_finite_number(v) for v in value)
+        if not ok or (length is not None and len(value) != length):
+            size = f"{length} " if length is not None else ""
+            raise self.fail(key, f"a list of {size}finite numbers", value)
+        return [float(v) for v in value]
+
+    def sub(self, key: str) -> _Fields:
+        return _Fields(self.raw(key, "an object"), self._path(key), self.source)
+
+    def dict(self, key: str) -> dict[str, Any]:
+        value = self.obj.get(key, {})
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(key, "an object", value)
+        return value
+
+
+def _is_finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _kind(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """What the graphs take and give: (channels, height, width) float32 in `value_range`."""
+
+    channels: int
+    height: int
+    width: int
+    value_range: tuple[float, float] = (0.0, 1.0)
+    likelihood: str = "bernoulli"
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channels": self.channels,
+            "height": self.height,
+            "width": self.width,
+            "range": list(self.value_range),
+            "likelihood": self.likelihood,
+        }
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> ImageSpec:
+        channels = f.int("channels")
+        if channels not in (1, 3):
+            raise f.fail("channels", "1 (grey) or 3 (RGB)", channels)
+        lo, hi = f.number_list("range", length=2)
+        if not lo < hi:
+            raise f.fail("range", "[low, high] with low < high", [lo, hi])
+        return cls(channels, f.int("height"), f.int("width"), (lo, hi), f.str("likelihood", LIKELIHOODS))
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One ONNX file of the bundle, its hash, and the names and shapes of its tensors."""
+
+    file: str
+    sha256: str
+    inputs: dict[str, Shape]
+    outputs: dict[str, Shape]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "inputs": self.inputs, "outputs": self.outputs}
+
+    @classmethod
+    def from_fields(cls, f: _Fields, want_inputs: tuple[str, ...], want_outputs: tuple[str, ...]) -> GraphSpec:
+        file = f.str("file")
+        # A manifest may only name files inside its own bundle directory.
+        if "/" in file or "\\" in file or file in (".", "..") or file.startswith("."):
+            raise f.fail("file", "a plain file name inside the bundle directory", file)
+        sha = f.str("sha256")
+        if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+            raise f.fail("sha256", "64 lowercase hex digits", sha)
+        return cls(file, sha, _shapes(f, "inputs", want_inputs), _shapes(f, "outputs", want_outputs))
+
+
+def _shapes(f: _Fields, key: str, names: tuple[str, ...]) -> dict[str, Shape]:
+    sub = f.sub(key)
+    out: dict[str, Shape] = {}
+    for name in names:
+        shape = sub.raw(name, "a shape list")
+        ok = isinstance(shape, list) and len(shape) >= 1 and shape[0] is None
+        ok = ok and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape[1:])
+        if not ok:
+            raise sub.fail(name, "a shape like [null, 16] (null = dynamic batch axis)", shape)
+        out[name] = shape
+    return out
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """Which prior the latent codes follow, by registry name, with its parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params}
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """A named latent direction `v` (D,): shifting a code by `amount * v` adds the attribute."""
+
+    vector: np.ndarray
+    description: str = ""
+    source: str = "builtin"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vector": [round(float(v), 7) for v in self.vector],
+            "description": self.description,
+            "source": self.source,
+        }
+
+
+@dataclass
+class Manifest:
+    """Everything the runtime needs to use a bundle; nothing model-specific lives in runtime code."""
+
+    name: str
+    kind: str
+    image: ImageSpec
+    latent_dim: int
+    prior: PriorSpec
+    encoder: GraphSpec
+    decoder: GraphSpec
+    description: str = ""
+    labels: list[str] | None = None
+    conditional: bool = False
+    attributes: dict[str, Attribute] = field(default_factory=dict)
+    latent_stats: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    producer: dict[str, Any] = field(default_factory=dict)
+
+    def graph(self, role: str) -> GraphSpec:
+        return {"encoder": self.encoder, "decoder": self.decoder}[role]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "image": self.image.to_dict(),
+            "latent_dim": self.latent_dim,
+            "prior": self.prior.to_dict(),
+            "labels": self.labels,
+            "conditional": self.conditional,
+            "graphs": {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict()},
+            "attributes": {k: a.to_dict() for k, a in self.attributes.items()},
+            "latent_stats": self.latent_stats,
+            "metrics": self.metrics,
+            "training": self.training,
+            "producer": self.producer,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = MANIFEST_FILE) -> Manifest:
+        """Validate a parsed `model.json`; raise `BundleError` naming the first bad field."""
+        f = _Fields(data, "", source)
+        fmt = f.str("format")
+        if fmt != FORMAT:
+            raise f.fail("format", f"'{FORMAT}'", fmt)
+        version = f.int("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(
+                f"{source}: unknown format_version {version}; this vaegen-infer reads version "
+                f"{FORMAT_VERSION}: upgrade vaegen-infer or re-export the bundle"
+            )
+        name = f.str("name")
+        kind = f.str("kind", KINDS)
+        image = ImageSpec.from_fields(f.sub("image"))
+        dim = f.int("latent_dim")
+
+        pf = f.sub("prior")
+        prior = PriorSpec(pf.str("name"), pf.dict("params"))
+
+        labels = None
+        if f.has("labels"):
+            raw = f.raw("labels", "a list of class names")
+            if not (isinstance(raw, list) and raw and all(isinstance(s, str) and s for s in raw)):
+                raise f.fail("labels", "a non-empty list of class names or null", raw)
+            if len(set(raw)) != len(raw):
+                raise f.fail("labels", "a list of distinct class names", raw)
+            labels = list(raw)
+        conditional = f.bool("conditional") if "conditional" in f.obj else False
+        if conditional and labels is None:
+            raise f.fail("labels", "a list of class names when 'conditional' is true", None)
+
+        gf = f.sub("graphs")
+        encoder = GraphSpec.from_fields(gf.sub("encoder"), (ENCODER_INPUT,), ENCODER_OUTPUTS)
+        decoder = GraphSpec.from_fields(gf.sub("decoder"), (DECODER_INPUT,), DECODER_OUTPUTS)
+        _check_graph_shapes(source, image, dim, encoder, decoder)
+
+        attributes: dict[str, Attribute] = {}
+        af = _Fields(f.dict("attributes"), "attributes", source)
+        for key in af.obj:
+            one = af.sub(key)
+            vec = np.asarray(one.number_list("vector", length=dim), dtype=np.float32)
+            desc = one.obj.get("description", "")
+            src = one.obj.get("source", "builtin")
+            attributes[key] = Attribute(vec, desc if isinstance(desc, str) else "", str(src))
+
+        latent_stats = f.dict("latent_stats")
+        if "kl_per_dim" in latent_stats:
+            _Fields(latent_stats, "latent_stats", source).number_list("kl_per_dim", length=dim)
+
+        return cls(
+            name=name,
+            kind=kind,
+            image=image,
+            latent_dim=dim,
+            prior=prior,
+            encoder=encoder,
+            decoder=decoder,
+            description=f.obj.get("description", "") or "",
+            labels=labels,
+            conditional=conditional,
+            attributes=attributes,
+            latent_stats=latent_stats,
+            metrics=f.dict("metrics"),
+            training=f.dict("training"),
+            producer=f.dict("producer"),
+        )
+
+
+def graph_specs(image: ImageSpec, latent_dim: int, hashes: dict[str, str]) -> tuple[GraphSpec, GraphSpec]:
+    """The encoder and decoder specs every bundle uses, given the sha256 of each file."""
+    img: Shape = [None, *image.shape]
+    lat: Shape = [None, latent_dim]
+    encoder = GraphSpec("encoder.onnx", hashes["encoder.onnx"], {ENCODER_INPUT: img}, {k: lat for k in ENCODER_OUTPUTS})
+    decoder = GraphSpec("decoder.onnx", hashes["decoder.onnx"], {DECODER_INPUT: lat}, {k: img for k in DECODER_OUTPUTS})
+    return encoder, decoder
+
+
+def _check_graph_shapes(source: str, image: ImageSpec, dim: int, enc: GraphSpec, dec: GraphSpec) -> None:
+    img: Shape = [None, *image.shape]
+    lat: Shape = [None, dim]
+    expected = [
+        ("graphs.encoder.inputs.x", enc.inputs[ENCODER_INPUT], img),
+        ("graphs.decoder.inputs.z", dec.inputs[DECODER_INPUT], lat),
+        *[(f"graphs.encoder.outputs.{k}", enc.outputs[k], lat) for k in ENCODER_OUTPUTS],
+        *[(f"graphs.decoder.outputs.{k}", dec.outputs[k], img) for k in DECODER_OUTPUTS],
+    ]
+    for where, got, want in expected:
+        if got != want:
+            raise BundleError(
+                f"{source}: '{where}' is {got} but image and latent_dim say {want}; the manifest is inconsistent"
+            )

@@ -1,0 +1,345 @@
+"""`load()` and the `Model` it returns: one object per bundle, holding its ONNX Runtime sessions."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import latent
+from .bundle import DEFAULT_MODEL, Bundle, open_bundle, verify_file
+from .errors import BundleError, InputError, UsageError
+from .manifest import DECODER_INPUT, ENCODER_INPUT, ENCODER_OUTPUTS, Attribute, Manifest
+from .priors import Prior, make_prior
+from .providers import ProviderRequest, create_session
+
+# Rows per session.run call when a request is large: bounds memory (a 4096 x 784 float32 chunk is
+# 12.8 MB) while keeping each call big enough that per-call overhead is negligible.
+DEFAULT_CHUNK = 4096
+MAX_SAMPLES = 10_000_000
+
+
+class Model:
+    """A loaded bundle. Sessions are created on first use, once, and reused by every call.
+
+    Thread safety: a `Model` may be shared by many threads. Session creation is guarded by a lock
+    and ONNX Runtime's `session.run` is safe to call concurrently; randomness comes from a
+    per-call `numpy.random.Generator` seeded by the caller, so results do not depend on threads.
+    """
+
+    def __init__(self, bundle: Bundle, request: ProviderRequest) -> None:
+        self.bundle = bundle
+        self.request = request
+        self.prior: Prior = make_prior(bundle.manifest.prior, bundle.manifest.latent_dim)
+        self._sessions: dict[str, Any] = {}
+        self._active: dict[str, str] = {}
+        self._lock = threading.Lock()
+        for role in ("encoder", "decoder"):
+            verify_file(bundle, role)
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def manifest(self) -> Manifest:
+        return self.bundle.manifest
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    @property
+    def latent_dim(self) -> int:
+        return self.manifest.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.manifest.image.shape
+
+    def provider(self, role: str = "decoder") -> str:
+        """'cpu' or 'cuda': what really runs this graph (creates its session if needed)."""
+        self._session(role)
+        return self._active[role]
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Model(name={m.name!r}, kind={m.kind!r}, latent_dim={m.latent_dim}, path={str(self.bundle.path)!r})"
+
+    # -- sessions -------------------------------------------------------------------------------
+    def _session(self, role: str) -> Any:
+        session = self._sessions.get(role)
+        if session is not None:
+            return session
+        with self._lock:
+            if role not in self._sessions:
+                self._sessions[role] = self._create(role)
+            return self._sessions[role]
+
+    def _create(self, role: str) -> Any:
+        path = self.bundle.file(role)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise BundleError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        # Hash the very bytes handed to ONNX Runtime, so a file swapped after load() is still caught.
+        if hashlib.sha256(data).hexdigest() != self.manifest.graph(role).sha256:
+            raise BundleError(f"{path}: sha256 mismatch; the file changed after loading: re-export or reinstall")
+        try:
+            session, active = create_session(data, self.request)
+        except BundleError:
+            raise
+        except Exception as exc:  # ONNX Runtime raises its own exception types for bad graphs
+            if type(exc).__module__.startswith("onnxruntime"):
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BundleError(f"{path} is not a usable ONNX graph: {first}") from exc
+            raise
+        self._check_io(role, session)
+        self._active[role] = active
+        return session
+
+    def _check_io(self, role: str, session: Any) -> None:
+        spec = self.manifest.graph(role)
+        got_in = {i.name: i.shape for i in session.get_inputs()}
+        got_out = {o.name: o.shape for o in session.get_outputs()}
+        for kind, want, got in (("input", spec.inputs, got_in), ("output", spec.outputs, got_out)):
+            for name, shape in want.items():
+                if name not in got:
+                    raise BundleError(
+                        f"{self.bundle.file(role)}: graph has no {kind} '{name}' (it has {', '.join(got)}); "
+                        "the graph does not match model.json"
+                    )
+                fixed = [d if isinstance(d, int) else None for d in got[name]]
+                if fixed[1:] != shape[1:]:
+                    raise BundleError(
+                        f"{self.bundle.file(role)}: {kind} '{name}' has shape {got[name]}, model.json says "
+                        f"{shape}; the graph does not match model.json"
+                    )
+                if isinstance(got[name][0], int):
+                    raise BundleError(
+                        f"{self.bundle.file(role)}: {kind} '{name}' has a fixed batch size {got[name][0]}; "
+                        "bundles need a dynamic batch axis: re-export"
+                    )
+
+    # -- core operations ------------------------------------------------------------------------
+    def decode(self, z: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
+        """Latent codes (N, D) -> images (N, C, H, W) float32 in [0, 1]."""
+        z = self._check_latents(z)
+        session = self._session("decoder")
+        out = np.empty((z.shape[0], *self.image_shape), dtype=np.float32)
+        for start in range(0, z.shape[0], chunk):
+            part = z[start : start + chunk]
+            (out[start : start + len(part)],) = session.run(["x"], {DECODER_INPUT: part})
+        return out
+
+    def decode_logits(self, z: np.ndarray) -> np.ndarray:
+        """Latent codes (N, D) -> Bernoulli logits (N, C, H, W), for likelihoods without log(0)."""
+        z = self._check_latents(z)
+        (logits,) = self._session("decoder").run(["logits"], {DECODER_INPUT: z})
+        return logits
+
+    def encode(self, images: np.ndarray, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray]:
+        """Images (N, C, H, W) in [0, 1] -> (mu, logvar), each (N, D) float32."""
+        x = self._check_images(images)
+        session = self._session("encoder")
+        mu = np.empty((x.shape[0], self.latent_dim), dtype=np.float32)
+        logvar = np.empty_like(mu)
+        for start in range(0, x.shape[0], chunk):
+            part = x[start : start + chunk]
+            m, lv = session.run(list(ENCODER_OUTPUTS), {ENCODER_INPUT: part})
+            mu[start : start + len(part)] = m
+            logvar[start : start + len(part)] = lv
+        return mu, logvar
+
+    def sample_latents(self, n: int, seed: int | None = None, label: int | str | None = None) -> np.ndarray:
+        """Draw n codes (n, D) from the bundle's prior; with `label`, from that class's region."""
+        n = check_count(n)
+        rng = np.random.default_rng(seed)
+        labels = None if label is None else np.full(n, self.label_index(label), dtype=np.int64)
+        return self.prior.sample(n, rng, labels)
+
+    def sample(
+        self, n: int, seed: int | None = None, label: int | str | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> np.ndarray:
+        """Generate n images (n, C, H, W) in [0, 1]; the same seed gives the same images."""
+        return self.decode(self.sample_latents(n, seed, label), chunk=chunk)
+
+    def label_index(self, label: int | str) -> int:
+        """Map a class name or index to the prior's region index; reject labels the model lacks."""
+        m = self.manifest
+        if not m.conditional or m.labels is None:
+            raise UsageError(
+                f"model '{m.name}' is not label-conditioned, so it cannot sample by label; "
+                "drop --label or pick a conditional model (see `vaegen-infer models`)"
+            )
+        if isinstance(label, str) and label in m.labels:
+            return m.labels.index(label)
+        try:
+            index = int(label)
+        except (TypeError, ValueError):
+            index = -1
+        if not 0 <= index < len(m.labels) or isinstance(label, bool):
+            raise UsageError(f"unknown label {label!r} for model '{m.name}'; valid labels: {', '.join(m.labels)}")
+        return index
+
+    # -- latent-space operations --------------------------------------------------------------
+    def reconstruct(self, images: np.ndarray, sample: bool = False, seed: int | None = None) -> np.ndarray:
+        """Encode and decode (N, C, H, W): decodes mu by default, or z ~ q(z|x) with `sample=True`."""
+        mu, logvar = self.encode(images)
+        if sample:
+            eps = np.random.default_rng(seed).standard_normal(mu.shape, dtype=np.float32)
+            mu = mu + np.exp(0.5 * logvar) * eps  # z = mu + sigma * eps, sigma = exp(logvar / 2)
+        return self.decode(mu)
+
+    def as_latents(self, items: Sequence[np.ndarray]) -> np.ndarray:
+        """Each item is an image (C, H, W) / (1, C, H, W), encoded to its mu, or a code (D,) -> (K, D)."""
+        codes: list[np.ndarray] = []
+        for item in items:
+            a = np.asarray(item)
+            if a.shape in ((self.latent_dim,), (1, self.latent_dim)):
+                codes.append(self._check_latents(a)[0])
+            elif a.shape in (self.image_shape, (1, *self.image_shape)):
+                codes.append(self.encode(a)[0][0])
+            else:
+                raise InputError(
+                    f"an anchor must be an image {self.image_shape} or a code ({self.latent_dim},), got {a.shape}"
+                )
+        return np.stack(codes)
+
+    def interpolate(
+        self, a: np.ndarray, b: np.ndarray, *more: np.ndarray, steps: int = 8, method: str = "slerp"
+    ) -> np.ndarray:
+        """Images along a path a -> b (-> more...): `steps` per segment, ends included.
+
+        Returns ((K - 1) * (steps - 1) + 1, C, H, W) for K anchors. `method` is lerp or slerp.
+        """
+        return self.decode(latent.path(self.as_latents([a, b, *more]), steps, method))
+
+    def attribute(self, name: str) -> Attribute:
+        """A named direction stored in the bundle; unknown names list the valid ones."""
+        attrs = self.manifest.attributes
+        if name not in attrs:
+            valid = ", ".join(attrs) or "none (add one with `vaegen-infer attributes add`)"
+            raise UsageError(f"unknown attribute '{name}' for model '{self.name}'; valid attributes: {valid}")
+        return attrs[name]
+
+    def shift(self, images: np.ndarray, attribute: str, amounts: Sequence[float]) -> np.ndarray:
+        """Add `amount * v` to each image's mu and decode -> (N, len(amounts), C, H, W)."""
+        v = self.attribute(attribute).vector  # (D,)
+        amounts_arr = np.asarray(list(amounts), dtype=np.float32)
+        if amounts_arr.ndim != 1 or amounts_arr.size == 0 or not np.isfinite(amounts_arr).all():
+            raise UsageError("amounts must be a non-empty list of finite numbers")
+        mu, _ = self.encode(images)  # (N, D)
+        z = mu[:, None, :] + amounts_arr[None, :, None] * v[None, None, :]  # (N, A, D)
+        n, k = z.shape[:2]
+        return self.decode(z.reshape(n * k, -1)).reshape(n, k, *self.image_shape)
+
+    def dims_by_importance(self) -> list[int]:
+        """Latent dimensions, most used first: by KL per dimension on validation data when the
+        bundle records it, else in index order."""
+        kl = self.manifest.latent_stats.get("kl_per_dim")
+        if kl is None:
+            return list(range(self.latent_dim))
+        return [int(i) for i in np.argsort(-np.asarray(kl), kind="stable")]
+
+    def traverse(
+        self,
+        image: np.ndarray | None = None,
+        dims: Sequence[int] | None = None,
+        span: float = 3.0,
+        steps: int = 9,
+    ) -> np.ndarray:
+        """Vary one dimension at a time over [-span, span] prior standard deviations, the others held
+        at the image's mu (or at 0) -> (len(dims), steps, C, H, W). Default dims: the 8 most used."""
+        if not np.isfinite(span) or span <= 0:
+            raise UsageError(f"span must be a positive number of standard deviations, got {span}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+            raise UsageError(f"steps must be an integer >= 2, got {steps!r}")
+        order = list(dims) if dims is not None else self.dims_by_importance()[:8]
+        bad = [d for d in order if not 0 <= int(d) < self.latent_dim]
+        if bad or not order:
+            raise UsageError(f"dimensions must lie in 0-{self.latent_dim - 1}, got {list(order)}")
+        base = np.zeros(self.latent_dim, np.float32) if image is None else self.as_latents([image])[0]
+        values = np.linspace(-span, span, steps, dtype=np.float32)
+        codes = latent.traversal(base, order, values, self.prior.std())  # (R, steps, D)
+        r = len(order)
+        return self.decode(codes.reshape(r * steps, -1)).reshape(r, steps, *self.image_shape)
+
+    def manifold(self, n: int = 20, dims: tuple[int, int] | None = None) -> np.ndarray:
+        """Decode a grid over the prior's quantiles (i + 0.5) / n of two dimensions (default: the two
+        most used; the rest held at 0) -> (n, n, C, H, W); rows go down the second dimension."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= 100:
+            raise UsageError(f"manifold size must be an integer in 2-100, got {n!r}")
+        if self.latent_dim < 2:
+            raise UsageError("a manifold needs a latent of at least 2 dimensions")
+        dx, dy = dims if dims is not None else tuple(self.dims_by_importance()[:2])
+        q = (np.arange(n) + 0.5) / n
+        values = self.prior.ppf(q)  # (n, D) marginal quantiles per dimension
+        z = np.zeros((n, n, self.latent_dim), np.float32)
+        z[:, :, dx] = values[None, :, dx]
+        z[:, :, dy] = values[::-1, None, dy]  # top row = highest value, as on a plot's y axis
+        return self.decode(z.reshape(n * n, -1)).reshape(n, n, *self.image_shape)
+
+    # -- input checks ---------------------------------------------------------------------------
+    def _check_latents(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z)
+        if z.dtype == object or not np.issubdtype(z.dtype, np.number):
+            raise InputError(f"latent codes must be numbers, got dtype {z.dtype}")
+        if z.ndim == 1:
+            z = z[None, :]
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise InputError(
+                f"latent codes must have shape (N, {self.latent_dim}) for model '{self.name}', got {z.shape}"
+            )
+        if z.shape[0] == 0:
+            raise InputError("no latent codes given (N = 0)")
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        if not np.isfinite(z).all():
+            raise InputError("latent codes contain NaN or infinity")
+        return z
+
+    def _check_images(self, images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images)
+        if x.dtype == object or not np.issubdtype(x.dtype, np.number):
+            raise InputError(f"images must be numbers, got dtype {x.dtype}")
+        shape = self.image_shape
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or tuple(x.shape[1:]) != shape:
+            raise InputError(f"images must have shape (N, {', '.join(map(str, shape))}), got {x.shape}")
+        if x.shape[0] == 0:
+            raise InputError("no images given (N = 0)")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise InputError("images contain NaN or infinity")
+        lo, hi = self.manifest.image.value_range
+        if x.min() < lo - 1e-6 or x.max() > hi + 1e-6:
+            raise InputError(f"image values must lie in [{lo:g}, {hi:g}], got [{x.min():g}, {x.max():g}]")
+        return x
+
+
+def check_count(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise UsageError(f"n must be an integer, got {n!r}")
+    if n < 1:
+        raise UsageError(f"n must be at least 1, got {n}")
+    if n > MAX_SAMPLES:
+        raise UsageError(f"n = {n} is more than {MAX_SAMPLES:,}; split the request into several runs")
+    return int(n)
+
+
+def load(
+    model: str | os.PathLike[str] = DEFAULT_MODEL,
+    providers: str = "auto",
+    device_id: int = 0,
+    threads: int | None = None,
+    tf32: bool = False,
+) -> Model:
+    """Load a bundle by name (see `vaegen_infer.models()`) or by directory path.
+
+    The manifest is validated and every graph's sha256 checked now; ONNX Runtime sessions are
+    created on first use. `providers`: "auto" (CUDA if it really runs, else CPU), "cpu" or "cuda".
+    """
+    request = ProviderRequest(providers, device_id, threads, tf32)
+    return Model(open_bundle(model), request)
