@@ -30,7 +30,7 @@ def posterior(model: Autoencoder, x: np.ndarray, batch: int = 1000) -> tuple[np.
 def stroke_properties(x: np.ndarray) -> dict[str, np.ndarray]:
     """Per image (N,): ink (mean intensity), slant (how far x moves right per pixel up, from the
     intensity-weighted second moments) and width (intensity-weighted std of x, pixels)."""
-    n, _, h, w = x.shape
+    _, _, h, w = x.shape
     img = x.mean(1).astype(np.float64)  # (N, H, W), grey
     mass = img.sum((1, 2)) + 1e-8
     cols = np.arange(w, dtype=np.float64)[None, None, :]
@@ -81,12 +81,14 @@ def builtin_attributes(model: Autoencoder, data: Split) -> dict[str, Attribute]:
 
 
 def latent_statistics(model: Autoencoder, data: Split) -> dict[str, Any]:
-    """KL per dimension on the validation split (nats, mean over images): which dimensions the model
-    uses. Traversals order dimensions by it."""
+    """Which dimensions the model uses, on the validation split: KL per dimension (VAE; nats, mean
+    over images) and the variance of mu. Traversals order dimensions by them."""
     mu, logvar = posterior(model, data.x_val)
-    kl = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
-    return {
-        "kl_per_dim": [round(float(v), 5) for v in kl],
+    stats: dict[str, Any] = {
         "mu_variance_per_dim": [round(float(v), 5) for v in mu.var(0)],
         "source": f"{data.source} validation split, {len(data.x_val)} images",
     }
+    if model.cfg.kind == "vae":  # KL to N(0, I) means something only for the VAE's prior
+        kl = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
+        stats["kl_per_dim"] = [round(float(v), 5) for v in kl]
+    return stats

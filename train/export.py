@@ -37,6 +37,7 @@ from vaegen_infer.manifest import (
     PriorSpec,
     graph_specs,
 )
+from vaegen_infer.priors import make_prior
 
 PARITY_TOL = 1e-5
 PARITY_BATCHES = (1, 7, 64)
@@ -265,10 +266,9 @@ def export_run(
     metrics: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Export a training run to a checked bundle at `out`; returns the path and the parity report."""
-    from train.fit import load_checkpoint
-
     from train import data as datasets
     from train.analysis import builtin_attributes, latent_statistics
+    from train.fit import load_checkpoint
 
     model, payload = load_checkpoint(run)
     started = time.time()
@@ -280,8 +280,10 @@ def export_run(
     graphs = export_graphs(model, exporter)
     parity = check_graphs(model, graphs)
     labels = payload["data"].get("labels")
-    conditional = bool(payload.get("extra_state", {}).get("conditional", False))
-    prior = PriorSpec(**payload.get("extra_state", {}).get("prior", {"name": "gaussian", "params": {"scale": 1.0}}))
+    cfg = model.cfg
+    # Rebuild the prior through the runtime's registry so model.json records every parameter.
+    prior = make_prior(PriorSpec(cfg.prior, cfg.prior_params), cfg.latent_dim).spec()
+    conditional = cfg.conditional
 
     def build(hashes: dict[str, str]) -> Manifest:
         m = base_manifest(name or out.name, model, payload, hashes, exporter, description, prior, labels, conditional)

@@ -132,23 +132,42 @@ def sample(
     ),
     seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same images.")] = None,
     label: Annotated[str | None, typer.Option(help="Class to draw from (label-conditioned models only).")] = None,
+    per_label: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Label-conditioned models: a row of this many per label.")
+    ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     cols: Annotated[int | None, typer.Option(min=1, help="Grid columns (default: near-square).")] = None,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale each image this many times.")] = 2,
     providers: ProvidersOpt = "auto",
     threads: ThreadsOpt = None,
 ) -> None:
-    """Draw N images from the model's prior and write them as one grid image."""
-    from .images import make_grid, save_image
+    """Draw N images from the model's prior and write them as one grid image.
+
+    Label-conditioned models (see `vaegen-infer models`) draw from one class with --label, or show
+    every class, a row each, with --per-label."""
+    from .images import labelled_grid, make_grid, save_image
     from .model import check_count
 
     check_count(n)
+    if per_label is not None and label is not None:
+        raise typer.BadParameter("give either --label or --per-label, not both", param_hint="--per-label")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
     g = _load(model, providers, threads)
+    if per_label is not None:
+        names = g.manifest.labels or []
+        g.label_index(names[0] if names else 0)  # refuses unconditional models with the usual message
+        rows = [g.sample(per_label, seed=seed + i, label=name) for i, name in enumerate(names)]
+        import numpy as np
+
+        grid = labelled_grid(np.stack(rows), row_labels=names, scale=scale)
+        path = save_image(output, grid)
+        _done(path, f"{per_label} samples for each of {len(names)} labels from {g.name}, seed {seed}")
+        return
     images = g.sample(n, seed=seed, label=label)  # (n, C, H, W)
     path = save_image(output, make_grid(images, cols=cols, scale=scale))
-    _done(path, f"{n} samples from {g.name}, seed {seed}")
+    what = f"{n} samples" + (f" of label {label}" if label is not None else "")
+    _done(path, f"{what} from {g.name}, seed {seed}")
 
 
 @app.command()
@@ -445,7 +464,7 @@ def traverse(
     tiles = g.traverse(base, dims=order, span=span, steps=steps)
     import numpy as np
 
-    cols = [f"{v:+.1f}" for v in np.linspace(-span, span, steps)]
+    cols = [_signed(round(float(v), 2)) for v in np.linspace(-span, span, steps)]
     save_image(output, labelled_grid(tiles, row_labels=[f"z{d}" for d in order], col_labels=cols, scale=scale))
     _done(output, f"{len(order)} dimensions x {steps} values, span {span:g} sd")
 
@@ -473,6 +492,41 @@ def manifold(
     tiles = g.manifold(n, pair)  # (n, n, C, H, W)
     save_image(output, make_grid(tiles.reshape(n * n, *g.image_shape), cols=n, pad=0, scale=scale))
     _done(output, f"{n}x{n} manifold of {g.name}")
+
+
+@app.command("latent-map")
+def latent_map_command(
+    data: Annotated[Path, typer.Option("--data", help="MNIST IDX directory, or a folder with a sub-folder per class.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = Path("latent-map.png"),
+    model: ModelOpt = "mnist-aae",
+    limit: Annotated[int, typer.Option(min=1, help="Plot at most this many images (the first ones).")] = 10_000,
+    dims: Annotated[str | None, typer.Option(help="Two dimensions, e.g. 0,1 (default: the two most used).")] = None,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Plot labelled images' codes, coloured by class, over the prior's density (2-D view)."""
+    from . import latent
+    from .datasets import load_labelled
+    from .images import save_image
+    from .plots import latent_map
+
+    g = _load(model, providers)
+    if g.latent_dim < 2:
+        raise typer.BadParameter("a latent map needs at least 2 latent dimensions", param_hint="--model")
+    pair = (0, 1) if g.latent_dim == 2 else tuple(g.dims_by_importance()[:2])
+    if dims:
+        chosen = latent.parse_dims(dims, g.latent_dim)
+        if len(chosen) != 2:
+            raise typer.BadParameter(f"give exactly two dimensions, got {dims}", param_hint="--dims")
+        pair = (chosen[0], chosen[1])
+    x, y, names = load_labelled(data, g.image_shape, g.manifest.labels)
+    x, y = x[:limit], y[:limit]
+    mu, _ = g.encode(x)
+    title = f"{g.name}: {len(x):,} codes over the {g.prior.name} prior"
+    if g.latent_dim > 2:
+        title += f" (dimensions {pair[0]} and {pair[1]} of {g.latent_dim})"
+    image = latent_map(mu, y, g.prior, names, dims=(int(pair[0]), int(pair[1])), title=title)
+    save_image(output, image)
+    _done(output, f"{len(x)} codes of {g.name}")
 
 
 attributes_app = typer.Typer(

@@ -80,3 +80,39 @@ def binarize(images: np.ndarray, seed: int) -> np.ndarray:
     """Stochastic binarisation: pixel = 1 with probability equal to its intensity, fixed seed."""
     rng = np.random.default_rng(seed)
     return (rng.random(images.shape, dtype=np.float32) < images).astype(np.float32)
+
+
+def load_labelled(
+    directory: str | os.PathLike[str], shape: tuple[int, int, int], labels: list[str] | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A labelled image set -> (images (N, C, H, W), labels (N,), class names).
+
+    Either MNIST-format IDX files (the test split, t10k-*, when present, else train-*) or an image
+    folder whose sub-folders are class names. With `labels` (a model's class names), sub-folders
+    are mapped to those names and unknown ones are refused.
+    """
+    from .images import load_images  # images imports Pillow; keep IDX-only users light
+
+    root = Path(directory).expanduser()
+    if not root.is_dir():
+        raise InputError(f"no such directory: {root}")
+    for split in ("test", "train"):
+        prefix = IDX_SPLITS[split]
+        if any((root / f"{prefix}-images-idx3-ubyte{gz}").is_file() for gz in ("", ".gz")):
+            x, y = load_idx_dir(root, split)
+            if tuple(x.shape[1:]) != tuple(shape):
+                raise InputError(f"{root}: images are {x.shape[1:]}, the model takes {shape}")
+            names = labels or [str(i) for i in range(int(y.max()) + 1)]
+            return x, y, names
+    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    if not classes:
+        raise InputError(f"{root} holds neither MNIST IDX files nor one sub-folder per class")
+    names = labels or [p.name for p in classes]
+    xs, ys = [], []
+    for folder in classes:
+        if folder.name not in names:
+            raise InputError(f"class folder '{folder.name}' is not a label of this model ({', '.join(names)})")
+        x, _ = load_images([folder], shape)
+        xs.append(x)
+        ys.append(np.full(len(x), names.index(folder.name), dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys), names

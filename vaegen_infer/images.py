@@ -56,7 +56,7 @@ def make_grid(
     return Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode="L" if c == 1 else "RGB")
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
@@ -80,7 +80,7 @@ def labelled_grid(
     flat = to_uint8(tiles.reshape(rows * cols, *tiles.shape[2:]))  # (R*K, H, W, C)
     flat = flat.repeat(scale, axis=1).repeat(scale, axis=2)
     th, tw, ch = flat.shape[1:]
-    font = _font(max(10, min(16, th // 3)))
+    font = load_font(max(10, min(16, th // 3)))
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
 
     def text_width(text: str) -> int:

@@ -27,8 +27,8 @@ def lerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Spherical interpolation (White 2016): follows the great circle between the directions of a
     and b while the norm moves linearly between |a| and |b|, so the path avoids the low-probability
-    centre of a Gaussian prior. a, b (D,), t (T,) -> (T, D). Falls back to lerp when a and b are
-    (anti)parallel or zero, where the circle is undefined."""
+    centre of a Gaussian prior. a, b (D,), t (T,) -> (T, D). Falls back to lerp when a and b
+    point the same way or one is zero, where the circle is undefined."""
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     na, nb = np.linalg.norm(a64), np.linalg.norm(b64)
     t = np.asarray(t, dtype=np.float64)
@@ -37,11 +37,22 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     ua, ub = a64 / na, b64 / nb
     cos = float(np.clip(ua @ ub, -1.0, 1.0))
     omega = np.arccos(cos)
-    if omega < 1e-6 or np.pi - omega < 1e-6:
+    if omega < 1e-6:  # same direction: the great circle degenerates to the line
         return lerp(a, b, t)
-    so = np.sin(omega)
-    # unit direction along the great circle, times a norm moving linearly from |a| to |b|
-    direction = (np.sin((1 - t) * omega)[:, None] * ua + np.sin(t * omega)[:, None] * ub) / so
+    if np.pi - omega < 1e-6 and len(ua) > 1:
+        # Opposite directions: every great circle through a reaches b; take the one through the
+        # axis least aligned with a, so the path keeps the norm instead of crossing zero.
+        axis = np.zeros_like(ua)
+        axis[np.argmin(np.abs(ua))] = 1.0
+        perp = axis - (axis @ ua) * ua
+        perp /= np.linalg.norm(perp)
+        direction = np.cos(t * np.pi)[:, None] * ua + np.sin(t * np.pi)[:, None] * perp
+    elif np.pi - omega < 1e-6:
+        return lerp(a, b, t)  # 1-D: there is no circle, only the line
+    else:
+        # unit direction along the great circle, times a norm moving linearly from |a| to |b|
+        so = np.sin(omega)
+        direction = (np.sin((1 - t) * omega)[:, None] * ua + np.sin(t * omega)[:, None] * ub) / so
     out = direction * ((1 - t) * na + t * nb)[:, None]
     out[t == 0.0] = a64
     out[t == 1.0] = b64

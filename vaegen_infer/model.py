@@ -237,11 +237,13 @@ class Model:
 
     def dims_by_importance(self) -> list[int]:
         """Latent dimensions, most used first: by KL per dimension on validation data when the
-        bundle records it, else in index order."""
-        kl = self.manifest.latent_stats.get("kl_per_dim")
-        if kl is None:
+        bundle records it (VAEs), else by the variance of mu across validation images (AAEs have
+        no KL term), else in index order."""
+        stats = self.manifest.latent_stats
+        score = stats.get("kl_per_dim") or stats.get("mu_variance_per_dim")
+        if score is None:
             return list(range(self.latent_dim))
-        return [int(i) for i in np.argsort(-np.asarray(kl), kind="stable")]
+        return [int(i) for i in np.argsort(-np.asarray(score), kind="stable")]
 
     def traverse(
         self,

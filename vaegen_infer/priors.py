@@ -27,6 +27,10 @@ class Prior:
     def params(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def region_of(self, z: np.ndarray) -> np.ndarray:
+        """The per-label region each code (N, D) falls in, (N,); only for priors with regions."""
+        raise UsageError(f"the '{self.name}' prior has no per-label regions")
+
     def spec(self) -> PriorSpec:
         return PriorSpec(self.name, self.params())
 
@@ -85,9 +89,141 @@ class GaussianPrior(Prior):
         return np.repeat(col[:, None], self.dim, axis=1).astype(np.float32)
 
 
+class MixturePrior(Prior):
+    """K Gaussians, one per class. In 2-D: the AAE paper's arrangement, K elongated Gaussians rotated
+    around a circle (component k: centre at `radius` along angle 2 pi k / K, std `radial_std` along
+    the radius and `tangential_std` across it). For D > 2 the same pattern repeats on each pair of
+    dimensions (2i, 2i + 1), so class k owns one petal in every plane; an odd last dimension is
+    N(0, radial_std^2). Components have equal weight."""
+
+    name = "mog"
+
+    def __init__(
+        self, dim: int, k: int = 10, radius: float = 4.0, radial_std: float = 1.0, tangential_std: float = 0.25
+    ) -> None:
+        super().__init__(dim)
+        if dim < 2:
+            raise BundleError(f"mog prior needs a latent of at least 2 dimensions, got {dim}")
+        if k < 2 or radius <= 0 or radial_std <= 0 or tangential_std <= 0:
+            raise BundleError("mog prior: need k >= 2 and positive radius, radial_std, tangential_std")
+        self.k, self.radius = int(k), float(radius)
+        self.radial_std, self.tangential_std = float(radial_std), float(tangential_std)
+        self.n_regions = self.k
+        angles = 2 * np.pi * np.arange(self.k) / self.k
+        self._cos, self._sin = np.cos(angles), np.sin(angles)  # (K,)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "radius": self.radius,
+            "radial_std": self.radial_std,
+            "tangential_std": self.tangential_std,
+        }
+
+    def _draw(self, n: int, rng: np.random.Generator, labels: np.ndarray | None) -> np.ndarray:
+        comp = rng.integers(0, self.k, n) if labels is None else labels
+        pairs = self.dim // 2
+        # (n, pairs) radial and tangential offsets, rotated into each component's direction
+        r = self.radius + rng.standard_normal((n, pairs)) * self.radial_std
+        t = rng.standard_normal((n, pairs)) * self.tangential_std
+        c, s = self._cos[comp][:, None], self._sin[comp][:, None]
+        z = np.empty((n, self.dim))
+        z[:, 0 : 2 * pairs : 2] = r * c - t * s
+        z[:, 1 : 2 * pairs : 2] = r * s + t * c
+        if self.dim % 2:
+            z[:, -1] = rng.standard_normal(n) * self.radial_std
+        return z
+
+    def component_log_density(self, z: np.ndarray) -> np.ndarray:
+        """log N(z | component k) for each code and component, (N, K), up to a shared constant."""
+        z = np.asarray(z, dtype=np.float64)
+        pairs = self.dim // 2
+        x, y = z[:, 0 : 2 * pairs : 2, None], z[:, 1 : 2 * pairs : 2, None]  # (N, pairs, 1)
+        radial = x * self._cos + y * self._sin - self.radius  # (N, pairs, K)
+        tangential = -x * self._sin + y * self._cos
+        return -0.5 * ((radial / self.radial_std) ** 2 + (tangential / self.tangential_std) ** 2).sum(1)
+
+    def region_of(self, z: np.ndarray) -> np.ndarray:
+        """The most likely component of each code, (N,)."""
+        return np.argmax(self.component_log_density(z), axis=1)
+
+
+class SwissRollPrior(Prior):
+    """2-D swiss roll: u ~ U(0, 1), radius = `scale` sqrt(u), angle = `turns` * 2 pi sqrt(u); class k
+    owns the arc segment u in [k / K, (k + 1) / K). `noise` adds isotropic Gaussian jitter."""
+
+    name = "swissroll"
+
+    def __init__(self, dim: int, k: int = 10, scale: float = 4.0, turns: float = 2.0, noise: float = 0.05) -> None:
+        super().__init__(dim)
+        if dim != 2:
+            raise BundleError(f"swissroll prior is 2-D, the latent has {dim} dimensions")
+        if k < 1 or scale <= 0 or turns <= 0 or noise < 0:
+            raise BundleError("swissroll prior: need k >= 1, scale > 0, turns > 0, noise >= 0")
+        self.k, self.scale, self.turns, self.noise = int(k), float(scale), float(turns), float(noise)
+        self.n_regions = self.k
+        self._curve_u = (np.arange(20_000) + 0.5) / 20_000
+        self._curve = self._point(self._curve_u)  # (20000, 2) dense points for region lookups
+
+    def params(self) -> dict[str, Any]:
+        return {"k": self.k, "scale": self.scale, "turns": self.turns, "noise": self.noise}
+
+    def _point(self, u: np.ndarray) -> np.ndarray:
+        root = np.sqrt(u)
+        angle = self.turns * 2 * np.pi * root
+        return np.stack([self.scale * root * np.cos(angle), self.scale * root * np.sin(angle)], axis=-1)
+
+    def _draw(self, n: int, rng: np.random.Generator, labels: np.ndarray | None) -> np.ndarray:
+        u = rng.random(n)
+        if labels is not None:
+            u = (labels + u) / self.k
+        return self._point(u) + rng.standard_normal((n, 2)) * self.noise
+
+    def region_of(self, z: np.ndarray) -> np.ndarray:
+        """The class whose arc segment holds the nearest point of the roll, (N,)."""
+        z = np.asarray(z, dtype=np.float64)
+        out = np.empty(len(z), dtype=np.int64)
+        for start in range(0, len(z), 512):  # (512, 20000) distance blocks bound the memory
+            part = z[start : start + 512]
+            d = ((part[:, None, :] - self._curve[None, :, :]) ** 2).sum(-1)
+            out[start : start + 512] = np.minimum((self._curve_u[d.argmin(1)] * self.k).astype(np.int64), self.k - 1)
+        return out
+
+
+class UniformPrior(Prior):
+    """U(-half_width, half_width)^D. No per-class regions."""
+
+    name = "uniform"
+
+    def __init__(self, dim: int, half_width: float = 2.0) -> None:
+        super().__init__(dim)
+        if not half_width > 0:
+            raise BundleError(f"uniform prior: 'half_width' must be > 0, got {half_width}")
+        self.half_width = float(half_width)
+
+    def params(self) -> dict[str, Any]:
+        return {"half_width": self.half_width}
+
+    def _draw(self, n: int, rng: np.random.Generator, labels: np.ndarray | None) -> np.ndarray:
+        return rng.uniform(-self.half_width, self.half_width, (n, self.dim))
+
+    def std(self) -> np.ndarray:
+        return np.full(self.dim, self.half_width / np.sqrt(3.0), dtype=np.float32)
+
+    def ppf(self, q: np.ndarray) -> np.ndarray:
+        q = np.asarray(q, dtype=np.float64)
+        if np.any((q <= 0) | (q >= 1)):
+            raise UsageError("quantiles must lie strictly between 0 and 1")
+        col = -self.half_width + 2 * self.half_width * q
+        return np.repeat(col[:, None], self.dim, axis=1).astype(np.float32)
+
+
 # The registry: one literal dict, no registration by import side effect.
 PRIORS: dict[str, type[Prior]] = {
     "gaussian": GaussianPrior,
+    "mog": MixturePrior,
+    "swissroll": SwissRollPrior,
+    "uniform": UniformPrior,
 }
 
 

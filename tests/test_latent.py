@@ -1,0 +1,117 @@
+"""Latent maths: known answers and properties (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from vaegen_infer import latent
+from vaegen_infer.errors import InputError, UsageError
+
+finite = st.floats(-10, 10, allow_nan=False, width=32)
+vec = arrays(np.float32, st.just(8), elements=finite)
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=vec, b=vec, steps=st.integers(2, 12), method=st.sampled_from(latent.METHODS))
+def test_paths_start_and_end_exactly_at_their_anchors(a: np.ndarray, b: np.ndarray, steps: int, method: str) -> None:
+    p = latent.path(np.stack([a, b]), steps, method)
+    assert p.shape == (steps, 8)
+    np.testing.assert_array_equal(p[0], a)
+    np.testing.assert_array_equal(p[-1], b)
+    assert np.isfinite(p).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=vec, b=vec, scale=st.floats(0.1, 5))
+def test_slerp_keeps_the_norm_between_equal_norm_endpoints(a: np.ndarray, b: np.ndarray, scale: float) -> None:
+    if np.linalg.norm(a) < 1e-3 or np.linalg.norm(b) < 1e-3:
+        return
+    a = a / np.linalg.norm(a) * scale
+    b = b / np.linalg.norm(b) * scale
+    norms = np.linalg.norm(latent.slerp(a, b, np.linspace(0, 1, 9)), axis=1)
+    np.testing.assert_allclose(norms, scale, rtol=1e-4)
+
+
+def test_slerp_and_lerp_differ_in_the_middle_for_orthogonal_codes() -> None:
+    a, b = np.array([3.0, 0.0], np.float32), np.array([0.0, 3.0], np.float32)
+    mid_slerp = latent.slerp(a, b, np.array([0.5]))[0]
+    mid_lerp = latent.lerp(a, b, np.array([0.5]))[0]
+    np.testing.assert_allclose(mid_slerp, [3 / np.sqrt(2), 3 / np.sqrt(2)], rtol=1e-6)
+    np.testing.assert_allclose(mid_lerp, [1.5, 1.5])
+
+
+def test_slerp_falls_back_to_lerp_for_parallel_or_zero_codes() -> None:
+    a = np.array([1.0, 2.0], np.float32)
+    np.testing.assert_allclose(latent.slerp(a, 2 * a, np.array([0.5]))[0], 1.5 * a, rtol=1e-6)
+    np.testing.assert_allclose(latent.slerp(0 * a, a, np.array([0.5]))[0], 0.5 * a)
+
+
+@given(k=st.integers(2, 5), steps=st.integers(2, 7))
+def test_multi_anchor_path_passes_through_every_anchor(k: int, steps: int) -> None:
+    anchors = np.random.default_rng(k * 10 + steps).standard_normal((k, 4)).astype(np.float32)
+    p = latent.path(anchors, steps, "slerp")
+    assert len(p) == (k - 1) * (steps - 1) + 1
+    for i in range(k):
+        np.testing.assert_array_equal(p[i * (steps - 1)], anchors[i])
+
+
+def test_interpolating_a_code_with_itself_is_constant() -> None:
+    a = np.array([0.3, -1.2, 2.0], np.float32)
+    for method in latent.METHODS:
+        np.testing.assert_allclose(latent.path(np.stack([a, a]), 6, method), np.tile(a, (6, 1)), rtol=1e-6)
+
+
+@pytest.mark.parametrize(("steps", "method"), [(1, "slerp"), (0, "lerp"), (5, "cubic"), (2.5, "lerp")])
+def test_bad_paths(steps: object, method: str) -> None:
+    with pytest.raises(UsageError):
+        latent.path(np.zeros((2, 3), np.float32), steps, method)  # type: ignore[arg-type]
+
+
+def test_traversal_sets_one_dimension_per_row() -> None:
+    base = np.arange(4, dtype=np.float32)
+    codes = latent.traversal(base, [2, 0], np.array([-1.0, 0.0, 1.0]), np.array([1, 1, 2, 1], np.float32))
+    assert codes.shape == (2, 3, 4)
+    np.testing.assert_array_equal(codes[0, :, 2], [-2, 0, 2])  # scaled by the prior std of dim 2
+    np.testing.assert_array_equal(codes[1, :, 0], [-1, 0, 1])
+    np.testing.assert_array_equal(codes[0, :, [0, 1, 3]], np.tile(base[[0, 1, 3]][:, None], (1, 3)))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("0-3", [0, 1, 2, 3]), ("5", [5]), ("0,2,5", [0, 2, 5]), ("1-2,7", [1, 2, 7]), ("3,3", [3])]
+)
+def test_parse_dims(text: str, expected: list[int]) -> None:
+    assert latent.parse_dims(text, 16) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), [("5-2", "start is after"), ("0-16", "out of range"), ("a", "bad"), ("", "no dim")]
+)
+def test_parse_dims_errors(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        latent.parse_dims(text, 16)
+
+
+def test_parse_amounts() -> None:
+    assert latent.parse_amounts("-2,-1,0,1.5") == [-2, -1, 0, 1.5]
+    for bad in ("", "a,b", "1,nan", "inf"):
+        with pytest.raises(UsageError):
+            latent.parse_amounts(bad)
+
+
+def test_direction_is_the_difference_of_group_means() -> None:
+    a = np.array([[1.0, 0.0], [3.0, 0.0]], np.float32)
+    b = np.array([[0.0, 1.0]], np.float32)
+    np.testing.assert_allclose(latent.direction(a, b), [2.0, -1.0])
+    with pytest.raises(InputError):
+        latent.direction(a, a)
+
+
+def test_regression_direction_recovers_a_planted_slope() -> None:
+    rng = np.random.default_rng(0)
+    prop = rng.normal(5, 2, 4000)
+    codes = rng.normal(0, 0.1, (4000, 3)) + ((prop - 5) / 2)[:, None] * np.array([0.5, 0.0, -1.0])
+    np.testing.assert_allclose(latent.regression_direction(codes, prop), [0.5, 0.0, -1.0], atol=0.02)
