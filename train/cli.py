@@ -28,10 +28,23 @@ def _ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def _prior_params(items: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        try:
+            out[key.strip()] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            raise typer.BadParameter(f"expected KEY=NUMBER, got '{item}'", param_hint="--prior-param") from None
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=NUMBER, got '{item}'", param_hint="--prior-param")
+    return out
+
+
 @app.command()
 def fit(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory for checkpoint.pt and run.json.")],
-    model: Annotated[str, typer.Option(help="Model family: vae.")] = "vae",
+    model: Annotated[str, typer.Option(help="Model family: vae or aae.")] = "vae",
     data: Annotated[str, typer.Option(help="mnist-5k, mnist-idx:DIR (train-*-ubyte[.gz]) or synthetic.")] = "mnist-5k",
     arch: Annotated[str, typer.Option(help="conv or mlp (the pytorch/examples recipe).")] = "conv",
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent size D.")] = 16,
@@ -40,36 +53,54 @@ def fit(
     activation: Annotated[str, typer.Option(help="relu, elu, silu or gelu.")] = "relu",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
-    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam step size (AAE: the reconstruction phase).")] = 1e-3,
     lr_schedule: Annotated[str, typer.Option(help="constant or cosine.")] = "constant",
-    beta: Annotated[float, typer.Option(min=0.0, help="Weight of the KL term.")] = 1.0,
-    warmup_epochs: Annotated[int, typer.Option(min=0, help="KL warm-up epochs (beta from 0 up).")] = 0,
-    free_bits: Annotated[float, typer.Option(min=0.0, help="KL floor per dimension, nats.")] = 0.0,
+    beta: Annotated[float, typer.Option(min=0.0, help="VAE: weight of the KL term.")] = 1.0,
+    warmup_epochs: Annotated[int, typer.Option(min=0, help="VAE: KL warm-up epochs (beta from 0 up).")] = 0,
+    free_bits: Annotated[float, typer.Option(min=0.0, help="VAE: KL floor per dimension, nats.")] = 0.0,
     binarize: Annotated[str, typer.Option(help="none or dynamic (fresh Bernoulli draw per batch).")] = "none",
     augment: Annotated[bool, typer.Option(help="Random shifts of up to 2 pixels.")] = False,
+    prior: Annotated[str, typer.Option(help="AAE prior: gaussian, mog, swissroll or uniform.")] = "gaussian",
+    prior_param: Annotated[list[str] | None, typer.Option(help="AAE prior parameter KEY=NUMBER (repeat).")] = None,
+    conditional: Annotated[bool, typer.Option(help="AAE: label-conditioned regularisation.")] = False,
+    posterior: Annotated[str | None, typer.Option(help="gaussian or deterministic; default: per model.")] = None,
+    label_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="AAE: share of labels used.")] = 1.0,
+    lr_disc: Annotated[float, typer.Option(min=0.0, help="AAE: discriminator step size.")] = 2e-4,
+    lr_gen: Annotated[float, typer.Option(min=0.0, help="AAE: encoder step size against the discriminator.")] = 2e-4,
+    disc_hidden: Annotated[int, typer.Option(min=1, help="AAE: discriminator width.")] = 512,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=0, help="Torch threads; 0 = physical cores.")] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fit a model and write OUT/checkpoint.pt (config beside the weights) and OUT/run.json."""
     from train import data as datasets
-    from train.fit import fit_vae
 
-    if model != "vae":
-        raise typer.BadParameter(f"unknown model '{model}': use vae", param_hint="--model")
+    if model not in ("vae", "aae"):
+        raise typer.BadParameter(f"unknown model '{model}': use vae or aae", param_hint="--model")
     if binarize not in ("none", "dynamic"):
         raise typer.BadParameter("use none or dynamic", param_hint="--binarize")
+    if model == "vae" and (prior != "gaussian" or conditional or posterior == "deterministic"):
+        raise typer.BadParameter("a VAE has a Gaussian prior and posterior; use --model aae", param_hint="--prior")
     split = datasets.load(data)
     mcfg = ModelConfig(
         kind=model, arch=arch, image_shape=split.image_shape, latent_dim=latent_dim,
         channels=_ints(channels), hidden=hidden, activation=activation,
+        posterior=posterior or ("gaussian" if model == "vae" else "deterministic"),
+        prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
     )  # fmt: skip
     tcfg = TrainConfig(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, augment=augment, seed=seed,
-        threads=threads,
+        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction,
     )  # fmt: skip
-    summary = fit_vae(mcfg, tcfg, split, out, quiet=quiet)
+    if model == "vae":
+        from train.fit import fit_vae
+
+        summary = fit_vae(mcfg, tcfg, split, out, quiet=quiet)
+    else:
+        from train.aae import fit_aae
+
+        summary = fit_aae(mcfg, tcfg, split, out, quiet=quiet)
     typer.echo(f"wrote {out / 'checkpoint.pt'}: " + json.dumps(summary))
 
 

@@ -17,6 +17,11 @@ class ModelConfig:
     channels: tuple[int, ...] = (32, 64)  # conv widths, each stage halves H and W
     hidden: int = 256  # width of the fully connected layer(s)
     activation: str = "relu"
+    posterior: str = "gaussian"  # gaussian: encoder gives (mu, logvar); deterministic: z = mu (AAE)
+    prior: str = "gaussian"  # a name in vaegen_infer.priors.PRIORS; the AAE matches its codes to it
+    prior_params: dict[str, Any] = field(default_factory=dict)
+    conditional: bool = False  # AAE: the discriminator sees the label, class k maps to region k
+    disc_hidden: int = 512  # AAE discriminator width (two hidden layers)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -42,7 +47,9 @@ class TrainConfig:
     augment: bool = False  # small random shifts of the training images
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = physical cores
-    extra: dict[str, Any] = field(default_factory=dict)
+    lr_disc: float = 2e-4  # AAE regularisation phase: discriminator step
+    lr_gen: float = 2e-4  # AAE regularisation phase: encoder ("generator") step
+    label_fraction: float = 1.0  # AAE, conditional: share of training images whose label is used
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

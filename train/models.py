@@ -9,7 +9,9 @@ import torch
 from torch import nn
 
 from train.config import ModelConfig
+from vaegen_infer.manifest import DETERMINISTIC_LOGVAR
 
+POSTERIORS = ("gaussian", "deterministic")
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "gelu": nn.GELU}
 
 
@@ -17,6 +19,13 @@ def _act(cfg: ModelConfig) -> nn.Module:
     if cfg.activation not in _ACTIVATIONS:
         raise SystemExit(f"error: unknown activation '{cfg.activation}': use one of {', '.join(_ACTIVATIONS)}")
     return _ACTIVATIONS[cfg.activation]()
+
+
+def encoder_width(cfg: ModelConfig) -> int:
+    """D for a deterministic encoder (mu only), 2D for a Gaussian one (mu and logvar)."""
+    if cfg.posterior not in POSTERIORS:
+        raise SystemExit(f"error: unknown posterior '{cfg.posterior}': use one of {', '.join(POSTERIORS)}")
+    return cfg.latent_dim if cfg.posterior == "deterministic" else 2 * cfg.latent_dim
 
 
 class ConvEncoder(nn.Module):
@@ -31,7 +40,7 @@ class ConvEncoder(nn.Module):
             c, h, w = width, h // 2, w // 2
         self.conv = nn.Sequential(*layers)
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, cfg.hidden), _act(cfg))
-        self.out = nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
+        self.out = nn.Linear(cfg.hidden, encoder_width(cfg))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.fc(self.conv(x)))
@@ -72,7 +81,7 @@ class MLPEncoder(nn.Module):
         super().__init__()
         self.net = nn.Sequential(
             nn.Flatten(), nn.Linear(math.prod(cfg.image_shape), cfg.hidden), _act(cfg),
-            nn.Linear(cfg.hidden, 2 * cfg.latent_dim),
+            nn.Linear(cfg.hidden, encoder_width(cfg)),
         )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,7 +123,12 @@ class Autoencoder(nn.Module):
         self.decoder = dec(cfg)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)  # (N, D) each
+        h = self.encoder(x)
+        if self.cfg.posterior == "deterministic":
+            # A point mass at mu: logvar is a constant so tiny that z = mu + sigma * eps equals mu
+            # to float32 precision at the code scales of our priors (see DETERMINISTIC_LOGVAR).
+            return h, torch.full_like(h, DETERMINISTIC_LOGVAR)
+        mu, logvar = h.chunk(2, dim=1)  # (N, D) each
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -152,3 +166,21 @@ class DecoderGraph(nn.Module):
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model.decode(z)
         return torch.sigmoid(logits), logits
+
+
+class Discriminator(nn.Module):
+    """AAE discriminator on codes: z (N, D), plus a one-hot label (N, K + 1) when conditional (the
+    last slot means "no label"), -> one logit (N,) for "drawn from the prior"."""
+
+    def __init__(self, cfg: ModelConfig, n_labels: int) -> None:
+        super().__init__()
+        extra = n_labels + 1 if cfg.conditional else 0
+        self.net = nn.Sequential(
+            nn.Linear(cfg.latent_dim + extra, cfg.disc_hidden), nn.LeakyReLU(0.2),
+            nn.Linear(cfg.disc_hidden, cfg.disc_hidden), nn.LeakyReLU(0.2),
+            nn.Linear(cfg.disc_hidden, 1),
+        )  # fmt: skip
+
+    def forward(self, z: torch.Tensor, onehot: torch.Tensor | None) -> torch.Tensor:
+        h = z if onehot is None else torch.cat([z, onehot], dim=1)
+        return self.net(h).squeeze(1)

@@ -1,0 +1,107 @@
+"""The numpy priors shared by AAE training and runtime sampling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vaegen_infer.errors import BundleError, UsageError
+from vaegen_infer.manifest import PriorSpec
+from vaegen_infer.priors import PRIORS, GaussianPrior, MixturePrior, SwissRollPrior, UniformPrior, make_prior
+
+REGIONAL = [(MixturePrior, 2), (MixturePrior, 6), (SwissRollPrior, 2)]
+
+
+@pytest.mark.parametrize("name", sorted(PRIORS))
+def test_every_registered_prior_round_trips_through_its_spec(name: str) -> None:
+    p = make_prior(PriorSpec(name, {}), 2)
+    again = make_prior(p.spec(), 2)
+    assert again.params() == p.params()
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(p.sample(50, rng), again.sample(50, np.random.default_rng(0)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(PRIORS)), n=st.integers(1, 300), seed=st.integers(0, 2**31))
+def test_samples_have_the_right_shape_and_are_reproducible(name: str, n: int, seed: int) -> None:
+    dim = 2
+    p = make_prior(PriorSpec(name, {}), dim)
+    a = p.sample(n, np.random.default_rng(seed))
+    assert a.shape == (n, dim) and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, p.sample(n, np.random.default_rng(seed)))
+
+
+def test_gaussian_statistics() -> None:
+    z = GaussianPrior(8, scale=2.0).sample(200_000, np.random.default_rng(1))
+    np.testing.assert_allclose(z.mean(0), 0, atol=0.03)
+    np.testing.assert_allclose(z.std(0), 2.0, rtol=0.01)
+
+
+def test_uniform_statistics_and_exact_quantiles() -> None:
+    p = UniformPrior(3, half_width=2.0)
+    z = p.sample(200_000, np.random.default_rng(2))
+    assert z.min() >= -2 and z.max() <= 2
+    np.testing.assert_allclose(z.std(0), p.std(), rtol=0.01)
+    np.testing.assert_allclose(p.ppf(np.array([0.25, 0.5]))[:, 0], [-1.0, 0.0])
+
+
+def test_gaussian_quantiles_match_the_normal_distribution() -> None:
+    q = GaussianPrior(2).ppf(np.array([0.025, 0.5, 0.8413447460685429, 0.999]))
+    np.testing.assert_allclose(q[:, 0], [-1.959964, 0.0, 1.0, 3.090232], atol=1e-6)
+
+
+def test_mog_in_2d_is_ten_petals_around_a_circle() -> None:
+    p = MixturePrior(2, k=10, radius=4.0, radial_std=1.0, tangential_std=0.25)
+    for k in range(10):
+        z = p.sample(20_000, np.random.default_rng(k), np.full(20_000, k))
+        angle = 2 * np.pi * k / 10
+        centre = 4.0 * np.array([np.cos(angle), np.sin(angle)])
+        np.testing.assert_allclose(z.mean(0), centre, atol=0.03)
+        radial = z @ np.array([np.cos(angle), np.sin(angle)])
+        tangential = z @ np.array([-np.sin(angle), np.cos(angle)])
+        assert abs(radial.std() - 1.0) < 0.02 and abs(tangential.std() - 0.25) < 0.01
+
+
+@pytest.mark.parametrize(("cls", "dim"), REGIONAL)
+def test_label_regions_hold_their_own_samples(cls: type, dim: int) -> None:
+    p = cls(dim)
+    labels = np.repeat(np.arange(p.n_regions), 500)
+    z = p.sample(len(labels), np.random.default_rng(3), labels)
+    assert (p.region_of(z) == labels).mean() > 0.97
+
+
+def test_swissroll_classes_are_consecutive_arcs() -> None:
+    p = SwissRollPrior(2, noise=0.0)
+    radii = [np.linalg.norm(p.sample(2000, np.random.default_rng(k), np.full(2000, k)), axis=1) for k in range(10)]
+    # radius = scale * sqrt(u): class k covers [scale sqrt(k/10), scale sqrt((k+1)/10)]
+    for k, r in enumerate(radii):
+        assert r.min() >= 4 * np.sqrt(k / 10) - 1e-6 and r.max() <= 4 * np.sqrt((k + 1) / 10) + 1e-6
+
+
+@pytest.mark.parametrize("labels", [np.array([10]), np.array([-1]), np.array([0, 1])])
+def test_bad_labels_are_refused(labels: np.ndarray) -> None:
+    with pytest.raises(UsageError):
+        MixturePrior(2).sample(1, np.random.default_rng(0), labels)
+
+
+@pytest.mark.parametrize("cls", [GaussianPrior, UniformPrior])
+def test_priors_without_regions_refuse_labels(cls: type) -> None:
+    with pytest.raises(UsageError, match="no per-label regions"):
+        cls(2).sample(3, np.random.default_rng(0), np.zeros(3, int))
+
+
+@pytest.mark.parametrize(
+    ("spec", "dim", "message"),
+    [
+        (PriorSpec("cauchy", {}), 2, "unknown prior 'cauchy'; this vaegen-infer knows: gaussian, mog"),
+        (PriorSpec("gaussian", {"scale": -1}), 2, "scale"),
+        (PriorSpec("gaussian", {"sigma": 1}), 2, "bad parameters"),
+        (PriorSpec("swissroll", {}), 3, "2-D"),
+        (PriorSpec("mog", {}), 1, "at least 2"),
+    ],
+)
+def test_bad_prior_specs(spec: PriorSpec, dim: int, message: str) -> None:
+    with pytest.raises(BundleError, match=message):
+        make_prior(spec, dim)

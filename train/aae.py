@@ -1,0 +1,154 @@
+"""Fitting an Adversarial Autoencoder (Makhzani et al. 2015, arXiv:1511.05644).
+
+Each minibatch trains in two phases:
+  1. reconstruction: encoder + decoder on the Bernoulli reconstruction loss;
+  2. regularisation: a discriminator step (prior samples labelled 1, encoded codes 0), then an
+     encoder ("generator") step that makes the codes look like prior samples.
+With `conditional`, the discriminator also receives the one-hot label and the positive samples come
+from that label's region of the prior (the paper's Figure 4), so class k maps to region k. Images
+whose label is withheld (`label_fraction` < 1) get the extra "no label" slot and positives from the
+whole prior. The prior is the runtime's own numpy implementation (`vaegen_infer.priors`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from train.config import ModelConfig, TrainConfig
+from train.data import Split
+from train.fit import augment_shift, bce_per_image, save_checkpoint, set_seed
+from train.models import Autoencoder, Discriminator, reparameterize
+from vaegen_infer.manifest import PriorSpec
+from vaegen_infer.priors import Prior, make_prior
+
+
+def _onehot(labels: torch.Tensor, n_labels: int) -> torch.Tensor:
+    """(N,) ints with -1 for "no label" -> (N, n_labels + 1); the last slot marks unlabelled."""
+    idx = torch.where(labels < 0, torch.full_like(labels, n_labels), labels)
+    return F.one_hot(idx, n_labels + 1).float()
+
+
+def _prior_draw(prior: Prior, labels: np.ndarray, rng: np.random.Generator, conditional: bool) -> torch.Tensor:
+    """Positive samples for the discriminator, (N, D): from each label's region when conditional,
+    from a random region for unlabelled rows, from the whole prior otherwise."""
+    if not conditional:
+        return torch.from_numpy(prior.sample(len(labels), rng))
+    comp = np.where(labels < 0, rng.integers(0, prior.n_regions, len(labels)), labels)
+    return torch.from_numpy(prior.sample(len(labels), rng, comp))
+
+
+@torch.no_grad()
+def _validate(model: Autoencoder, prior: Prior, data: Split, conditional: bool) -> dict[str, float]:
+    model.eval()
+    x = torch.from_numpy(data.x_val)
+    mu, _ = model.encode(x)
+    rec = bce_per_image(model.decode(mu), x).mean().item()
+    out = {"val_rec": rec}
+    if prior.n_regions:
+        region = prior.region_of(mu.numpy())
+        out["val_in_own_region"] = float((region == data.y_val).mean())
+    return out
+
+
+def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet: bool = False) -> dict[str, Any]:
+    """Train an AAE and write `out/checkpoint.pt` (the discriminator is saved too, for resuming)."""
+    set_seed(tcfg.seed, tcfg.threads)
+    prior = make_prior(PriorSpec(mcfg.prior, mcfg.prior_params), mcfg.latent_dim)
+    if mcfg.conditional and prior.n_regions == 0:
+        raise SystemExit(f"error: --conditional needs a prior with per-label regions; '{prior.name}' has none")
+    if mcfg.conditional and prior.n_regions != len(data.labels):
+        raise SystemExit(f"error: the prior has {prior.n_regions} regions but the data has {len(data.labels)} classes")
+    mcfg.prior_params = prior.params()  # store every parameter, defaults included
+    model = Autoencoder(mcfg)
+    disc = Discriminator(mcfg, len(data.labels))
+    opt_ae = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=tcfg.lr_disc, betas=(0.5, 0.999))
+    opt_g = torch.optim.Adam(model.encoder.parameters(), lr=tcfg.lr_gen, betas=(0.5, 0.999))
+
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    rng = np.random.default_rng(tcfg.seed)
+    x_train = torch.from_numpy(data.x_train)
+    y_train = torch.from_numpy(data.y_train)
+    # Withhold labels from a fixed random share of the images (semi-supervised regularisation).
+    known = torch.from_numpy(rng.random(len(y_train)) < tcfg.label_fraction)
+    y_used = torch.where(known, y_train, torch.full_like(y_train, -1))
+
+    steps = math.ceil(len(x_train) / tcfg.batch_size)
+    history: list[dict[str, Any]] = []
+    started = time.time()
+    bar = tqdm(range(tcfg.epochs), desc="fit aae", unit="epoch", disable=quiet, dynamic_ncols=True)
+    for epoch in bar:
+        model.train()
+        disc.train()
+        sums = {"rec": 0.0, "d": 0.0, "g": 0.0, "d_acc": 0.0}
+        perm = torch.randperm(len(x_train), generator=gen)
+        for b in range(steps):
+            idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
+            xb = x_train[idx]
+            if tcfg.augment:
+                xb = augment_shift(xb, 2, gen)
+            target = torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
+            labels = y_used[idx]
+            onehot = _onehot(labels, len(data.labels)) if mcfg.conditional else None
+
+            # 1. reconstruction phase
+            mu, logvar = model.encode(target)
+            z = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
+            rec = bce_per_image(model.decode(z), target).mean()
+            opt_ae.zero_grad(set_to_none=True)
+            rec.backward()
+            opt_ae.step()
+
+            # 2a. regularisation phase, discriminator: prior samples -> 1, codes -> 0
+            with torch.no_grad():
+                mu, logvar = model.encode(target)
+                fake = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
+            real = _prior_draw(prior, labels.numpy(), rng, mcfg.conditional)
+            d_real, d_fake = disc(real, onehot), disc(fake, onehot)
+            loss_d = F.binary_cross_entropy_with_logits(
+                d_real, torch.ones_like(d_real)
+            ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+
+            # 2b. regularisation phase, generator: the encoder learns to fool the discriminator
+            mu, logvar = model.encode(target)
+            z = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
+            d_gen = disc(z, onehot)
+            loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+
+            n = len(idx)
+            sums["rec"] += rec.item() * n
+            sums["d"] += loss_d.item() * n
+            sums["g"] += loss_g.item() * n
+            sums["d_acc"] += 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item() * n
+        n = len(x_train)
+        record = {"epoch": epoch + 1, **{k: v / n for k, v in sums.items()}}
+        record.update(_validate(model, prior, data, mcfg.conditional))
+        history.append(record)
+        post = {"rec": f"{record['rec']:.1f}", "D": f"{record['d']:.2f}", "G": f"{record['g']:.2f}"}
+        post["val_rec"] = f"{record['val_rec']:.1f}"
+        if "val_in_own_region" in record:
+            post["own_region"] = f"{record['val_in_own_region']:.2f}"
+        bar.set_postfix(post)
+    summary = {
+        "epochs": tcfg.epochs,
+        "final": history[-1],
+        "seconds": round(time.time() - started, 1),
+        "labelled_images": int(known.sum()),
+    }
+    extra = {"discriminator": disc.state_dict()}
+    save_checkpoint(out, model, tcfg, data, history, summary, extra_state=extra)
+    return summary
