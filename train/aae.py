@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from train.config import ModelConfig, TrainConfig
 from train.data import Split
-from train.fit import augment_shift, bce_per_image, save_checkpoint, set_seed
+from train.fit import augment, bce_per_image, save_checkpoint, set_seed
 from train.models import Autoencoder, Discriminator, reparameterize
 from vaegen_infer.manifest import PriorSpec
 from vaegen_infer.priors import Prior, make_prior
@@ -93,8 +93,8 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         for b in range(steps):
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
             xb = x_train[idx]
-            if tcfg.augment:
-                xb = augment_shift(xb, 2, gen)
+            if tcfg.shift or tcfg.rotate:
+                xb = augment(xb, tcfg.shift, tcfg.rotate, gen)
             target = torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
             labels = y_used[idx]
             onehot = _onehot(labels, len(data.labels)) if mcfg.conditional else None

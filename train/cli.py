@@ -59,7 +59,12 @@ def fit(
     warmup_epochs: Annotated[int, typer.Option(min=0, help="VAE: KL warm-up epochs (beta from 0 up).")] = 0,
     free_bits: Annotated[float, typer.Option(min=0.0, help="VAE: KL floor per dimension, nats.")] = 0.0,
     binarize: Annotated[str, typer.Option(help="none or dynamic (fresh Bernoulli draw per batch).")] = "none",
-    augment: Annotated[bool, typer.Option(help="Random shifts of up to 2 pixels.")] = False,
+    shift: Annotated[float, typer.Option(min=0.0, help="Augmentation: random shifts up to this many pixels.")] = 0.0,
+    rotate: Annotated[
+        float, typer.Option(min=0.0, help="Augmentation: random rotations up to this many degrees.")
+    ] = 0.0,
+    iw_samples: Annotated[int, typer.Option(min=1, help="VAE: importance samples (1 = ELBO, K > 1 = IWAE).")] = 1,
+    blocks: Annotated[int, typer.Option(min=0, help="Extra 3x3 convolutions per resolution.")] = 0,
     prior: Annotated[str, typer.Option(help="AAE prior: gaussian, mog, swissroll or uniform.")] = "gaussian",
     prior_param: Annotated[list[str] | None, typer.Option(help="AAE prior parameter KEY=NUMBER (repeat).")] = None,
     conditional: Annotated[bool, typer.Option(help="AAE: label-conditioned regularisation.")] = False,
@@ -68,6 +73,7 @@ def fit(
     lr_disc: Annotated[float, typer.Option(min=0.0, help="AAE: discriminator step size.")] = 2e-4,
     lr_gen: Annotated[float, typer.Option(min=0.0, help="AAE: encoder step size against the discriminator.")] = 2e-4,
     disc_hidden: Annotated[int, typer.Option(min=1, help="AAE: discriminator width.")] = 512,
+    keep: Annotated[str, typer.Option(help="VAE: best (on validation ELBO) or last epoch's weights.")] = "best",
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=0, help="Torch threads; 0 = physical cores.")] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -84,13 +90,14 @@ def fit(
     split = datasets.load(data)
     mcfg = ModelConfig(
         kind=model, arch=arch, image_shape=split.image_shape, latent_dim=latent_dim,
-        channels=_ints(channels), hidden=hidden, activation=activation,
+        channels=_ints(channels), hidden=hidden, activation=activation, blocks=blocks,
         posterior=posterior or ("gaussian" if model == "vae" else "deterministic"),
         prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
     )  # fmt: skip
     tcfg = TrainConfig(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, beta=beta,
-        warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, augment=augment, seed=seed,
+        warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
+        iw_samples=iw_samples, keep=keep,
         threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction,
     )  # fmt: skip
     if model == "vae":
@@ -122,6 +129,49 @@ def export(
         raise typer.Exit(1) from None
     worst = max(parity.values())
     typer.echo(f"wrote {path} (largest |ORT - PyTorch| over batches 1, 7, 64: {worst:.2e})")
+
+
+@app.command()
+def evaluate(
+    bundle: Annotated[str, typer.Argument(help="Bundle name or directory.")],
+    data: Annotated[str, typer.Option(help="mnist-idx:DIR holding t10k-*-ubyte[.gz] (the MNIST test set).")] = (
+        "mnist-idx:../shared/data/mnist"
+    ),
+    k: Annotated[int, typer.Option(min=1, help="VAE: importance samples per image for the IWAE bound.")] = 1000,
+    images: Annotated[int, typer.Option(min=1, help="VAE: evaluate the first N test images.")] = 10_000,
+    samples: Annotated[bool, typer.Option(help="Also judge 10,000 samples with the digit classifier.")] = True,
+    write: Annotated[bool, typer.Option(help="Store the results in the bundle's model.json (metrics).")] = False,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Measure a bundle through its ONNX graphs: VAE test NLL (IWAE), ELBO, active units; AAE Parzen
+    log-likelihood and prior fit; sample quality by the digit classifier."""
+    import vaegen_infer
+    from train import data as datasets
+    from train.evaluate import aae_metrics, sample_metrics, vae_metrics
+    from vaegen_infer.datasets import load_idx_dir
+    from vaegen_infer.io import save_json
+    from vaegen_infer.manifest import MANIFEST_FILE
+
+    if not data.startswith("mnist-idx:"):
+        raise typer.BadParameter("use mnist-idx:DIR", param_hint="--data")
+    x_test, y_test = load_idx_dir(data.split(":", 1)[1], "test")
+    g = vaegen_infer.load(bundle, providers="cpu")
+    metrics: dict[str, object] = {}
+    if g.manifest.kind == "vae":
+        metrics.update(vae_metrics(g, x_test, k=k, n_images=min(images, len(x_test)), seed=seed))
+    else:
+        x_val = datasets.load(g.manifest.training["train_config"]["data"]).x_val
+        metrics.update(aae_metrics(g, x_test, y_test, x_val, seed=seed))
+    if samples:
+        metrics["samples"] = sample_metrics(g, x_test, seed=seed)
+    typer.echo(json.dumps(metrics, indent=2))
+    if write:
+        if g.bundle.origin != "path" and g.bundle.origin != "shipped":
+            raise typer.BadParameter("--write takes a bundle in exported/ or a directory", param_hint="BUNDLE")
+        manifest = g.manifest
+        manifest.metrics = {**manifest.metrics, **metrics}
+        save_json(g.bundle.path / MANIFEST_FILE, manifest.to_dict())
+        typer.echo(f"wrote metrics to {g.bundle.path / MANIFEST_FILE}")
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ class ModelConfig:
     channels: tuple[int, ...] = (32, 64)  # conv widths, each stage halves H and W
     hidden: int = 256  # width of the fully connected layer(s)
     activation: str = "relu"
+    blocks: int = 0  # extra 3x3 convolutions after each resolution change (depth without many weights)
     posterior: str = "gaussian"  # gaussian: encoder gives (mu, logvar); deterministic: z = mu (AAE)
     prior: str = "gaussian"  # a name in vaegen_infer.priors.PRIORS; the AAE matches its codes to it
     prior_params: dict[str, Any] = field(default_factory=dict)
@@ -44,7 +45,10 @@ class TrainConfig:
     warmup_epochs: int = 0  # KL warm-up: beta rises linearly from 0 over this many epochs
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
     binarize: str = "none"  # none: BCE on grey levels; dynamic: fresh Bernoulli draw every batch
-    augment: bool = False  # small random shifts of the training images
+    shift: float = 0.0  # augmentation: random shifts of up to this many pixels
+    rotate: float = 0.0  # augmentation: random rotations of up to this many degrees
+    keep: str = "best"  # best: weights with the best validation ELBO (early stopping); last: final epoch
+    iw_samples: int = 1  # importance samples per image: 1 = the ELBO, K > 1 = the IWAE bound
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = physical cores
     lr_disc: float = 2e-4  # AAE regularisation phase: discriminator step

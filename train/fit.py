@@ -41,16 +41,37 @@ def bce_per_image(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
 
 
-def augment_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Shift each image by up to `max_shift` pixels in x and y, padding with zeros. (N, C, H, W)."""
+def augment(x: torch.Tensor, shift: float, rotate: float, gen: torch.Generator) -> torch.Tensor:
+    """Random shifts of up to `shift` pixels and rotations of up to `rotate` degrees, bilinear,
+    zero padding. (N, C, H, W) -> (N, C, H, W)."""
     n, _, h, w = x.shape
-    pad = F.pad(x, (max_shift,) * 4)
-    dy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
-    dx = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen)
-    rows = (dy[:, None] + torch.arange(h)[None, :])[:, None, :, None].expand(n, x.shape[1], h, w + 2 * max_shift)
-    out = pad.gather(2, rows)
-    cols = (dx[:, None] + torch.arange(w)[None, :])[:, None, None, :].expand(n, x.shape[1], h, w)
-    return out.gather(3, cols)
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(rotate)
+    # affine_grid works in [-1, 1] coordinates: a shift of s pixels is 2 s / size
+    tx = (torch.rand(n, generator=gen) * 2 - 1) * shift * 2 / w
+    ty = (torch.rand(n, generator=gen) * 2 - 1) * shift * 2 / h
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)  # (N, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def iwae_loss(
+    model: Autoencoder, target: torch.Tensor, k: int, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-log (1/k) sum_j w_j with w_j = p(x | z_j) p(z_j)^beta / q(z_j | x)^beta, z_j ~ q(z | x),
+    averaged over the batch; k = 1 is the (beta-weighted) ELBO. Also returns the one-sample
+    reconstruction term and the analytic KL per dimension (D,) for logging."""
+    mu, logvar = model.encode(target)  # (B, D)
+    eps = torch.randn((k, *mu.shape), dtype=mu.dtype)
+    z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, D)
+    logits = model.decode(z.reshape(-1, mu.shape[1]))
+    rep = target.unsqueeze(0).expand(k, *target.shape).reshape(-1, *target.shape[1:])
+    log_px = -bce_per_image(logits, rep).view(k, -1)  # (k, B)
+    # log p(z) - log q(z | x) for standard normal p and diagonal Gaussian q; the 2 pi terms cancel
+    log_ratio = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(-1)  # (k, B)
+    log_w = log_px + beta * log_ratio
+    loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
+    return loss, -log_px[0].mean(), kl_per_dim(mu, logvar).mean(0)
 
 
 @torch.no_grad()
@@ -86,6 +107,8 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
     steps_per_epoch = math.ceil(len(data.x_train) / tcfg.batch_size)
     total_steps = tcfg.epochs * steps_per_epoch
     sched = None
+    if tcfg.keep not in ("best", "last"):
+        raise SystemExit(f"error: unknown --keep '{tcfg.keep}': use best or last")
     if tcfg.lr_schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps), eta_min=tcfg.lr * 0.02)
     elif tcfg.lr_schedule != "constant":
@@ -114,17 +137,21 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         for b in range(steps_per_epoch):
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
             xb = x_train[idx]
-            if tcfg.augment:
-                xb = augment_shift(xb, 2, gen)
+            if tcfg.shift or tcfg.rotate:
+                xb = augment(xb, tcfg.shift, tcfg.rotate, gen)
             target = torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
-            mu, logvar = model.encode(target)
-            logits = model.decode(reparameterize(mu, logvar))
-            rec = bce_per_image(logits, target).mean()
-            kd = kl_per_dim(mu, logvar).mean(0)  # (D,) batch-mean KL per dimension
-            kl = kd.sum()
-            # Free bits: dimensions below the floor carry no penalty, so they stay in use.
-            kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
-            loss = rec + beta * kl_pen
+            if tcfg.iw_samples > 1:
+                loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta)
+                kl = kd.sum()
+            else:
+                mu, logvar = model.encode(target)
+                logits = model.decode(reparameterize(mu, logvar))
+                rec = bce_per_image(logits, target).mean()
+                kd = kl_per_dim(mu, logvar).mean(0)  # (D,) batch-mean KL per dimension
+                kl = kd.sum()
+                # Free bits: dimensions below the floor carry no penalty, so they stay in use.
+                kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
+                loss = rec + beta * kl_pen
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -148,7 +175,7 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         }
         history.append(record)
         # Early stopping by selection: keep the weights with the best validation ELBO at full beta.
-        if beta >= tcfg.beta and val["elbo"] > best["elbo"]:
+        if tcfg.keep == "last" or (beta >= tcfg.beta and val["elbo"] > best["elbo"]):
             best = {**val, "epoch": epoch + 1}
             best_state = copy.deepcopy(model.state_dict())
         bar.set_postfix(

@@ -37,6 +37,8 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         for width in cfg.channels:
             layers += [nn.Conv2d(c, width, 4, stride=2, padding=1), _act(cfg)]
+            for _ in range(cfg.blocks):
+                layers += [nn.Conv2d(width, width, 3, padding=1), _act(cfg)]
             c, h, w = width, h // 2, w // 2
         self.conv = nn.Sequential(*layers)
         self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, cfg.hidden), _act(cfg))
@@ -67,6 +69,8 @@ class ConvDecoder(nn.Module):
             layers.append(nn.ConvTranspose2d(width, out, 4, stride=2, padding=1))
             if i + 1 < len(widths):
                 layers.append(_act(cfg))
+                for _ in range(cfg.blocks):
+                    layers += [nn.Conv2d(out, out, 3, padding=1), _act(cfg)]
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

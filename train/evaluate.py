@@ -1,0 +1,220 @@
+"""Model quality, measured through the exported ONNX graphs (what users run), in numpy.
+
+VAE: the importance-sampled bound on test log-likelihood (IWAE, Burda et al. 2015) with k samples
+per image, on the MNIST test set binarised once with a fixed seed, plus the ELBO, its terms and the
+active units. AAE: a Parzen-window log-likelihood with the window chosen on validation data, and
+how well the codes follow the prior. Both: sample quality judged by the digit classifier in
+benchmarks/ (class balance, confidence, Frechet distance on its features).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+import vaegen_infer
+from vaegen_infer.datasets import binarize
+
+ROOT = Path(__file__).resolve().parents[1]
+BINARIZE_SEED = 0  # the test set is binarised once, with this seed, for every model
+LOG_2PI = math.log(2 * math.pi)
+
+
+def protocol(k: int, n_images: int, subset: str) -> dict[str, Any]:
+    return {
+        "estimator": "IWAE bound, log mean_j p(x, z_j) / q(z_j | x), z_j ~ q(z | x)",
+        "k": k,
+        "images": n_images,
+        "subset": subset,
+        "binarisation": f"stochastic, pixel = 1 with probability = intensity, numpy seed {BINARIZE_SEED}",
+        "units": "nats per image, lower is better",
+        "through": "exported ONNX graphs (onnxruntime, CPU)",
+    }
+
+
+def _log_bernoulli(x: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """log p(x | logits) summed over pixels: x (..., P), logits (..., P) -> (...). Stable form
+    x * l - softplus(l), so saturated probabilities never take log(0)."""
+    return (x * logits - np.logaddexp(0.0, logits)).sum(-1)
+
+
+def _log_normal(z: np.ndarray, mu: np.ndarray | float, logvar: np.ndarray | float) -> np.ndarray:
+    """log N(z | mu, exp(logvar)) summed over the last axis."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu) ** 2 / np.exp(logvar)).sum(-1)
+
+
+def iwae(
+    g: vaegen_infer.Model, x: np.ndarray, k: int = 1000, seed: int = 0, rows_per_run: int = 8192, quiet: bool = False
+) -> dict[str, Any]:
+    """Per-image IWAE log-likelihood bounds and one-sample ELBO terms for binary images (N, C, H, W).
+
+    Each image's k codes are decoded in runs of about `rows_per_run` rows, (images * k, D) -> logits.
+    """
+    if g.prior.name != "gaussian":
+        raise SystemExit(f"error: the IWAE bound needs a prior with a density; {g.name} has '{g.prior.name}'")
+    scale = float(g.prior.params()["scale"])
+    log_scale2 = 2 * math.log(scale)
+    mu, logvar = g.encode(x)  # (N, D) each
+    n, d = mu.shape
+    flat = x.reshape(n, -1).astype(np.float64)  # (N, P)
+    rng = np.random.default_rng(seed)
+    per_run = max(1, rows_per_run // k)
+    ll = np.empty(n)
+    rec = np.empty(n)
+    kl = np.empty(n)
+    bar = tqdm(total=n, desc=f"IWAE k={k}", unit="img", disable=quiet, dynamic_ncols=True)
+    for start in range(0, n, per_run):
+        sl = slice(start, min(n, start + per_run))
+        b = sl.stop - sl.start
+        m, lv = mu[sl].astype(np.float64), logvar[sl].astype(np.float64)
+        eps = rng.standard_normal((b, k, d))
+        z = m[:, None] + np.exp(0.5 * lv)[:, None] * eps  # (b, k, D)
+        logits = g.decode_logits(z.reshape(b * k, d).astype(np.float32)).reshape(b, k, -1)
+        log_px = _log_bernoulli(flat[sl][:, None, :], logits.astype(np.float64))  # (b, k)
+        log_pz = _log_normal(z, 0.0, log_scale2)
+        log_qz = -0.5 * (LOG_2PI + lv[:, None] + eps**2).sum(-1)
+        log_w = log_px + log_pz - log_qz  # (b, k)
+        top = log_w.max(1)
+        ll[sl] = top + np.log(np.exp(log_w - top[:, None]).mean(1))
+        rec[sl] = -log_px[:, 0]
+        kl[sl] = 0.5 * ((np.exp(lv) + m**2) / scale**2 - 1 - lv + log_scale2).sum(1)
+        bar.update(b)
+    bar.close()
+    return {"log_likelihood": ll, "rec": rec, "kl": kl, "mu": mu}
+
+
+def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
+    """Burda et al.: dimensions whose posterior mean varies across inputs, Var_x(E[z | x]) > 0.01."""
+    return int((mu.var(0) > threshold).sum())
+
+
+def vae_metrics(
+    g: vaegen_infer.Model, x_test: np.ndarray, k: int, n_images: int, seed: int = 0, quiet: bool = False
+) -> dict[str, Any]:
+    x_bin = binarize(x_test, BINARIZE_SEED)[:n_images]
+    started = time.time()
+    out = iwae(g, x_bin, k=k, seed=seed, quiet=quiet)
+    subset = "all 10,000 test images" if n_images >= len(x_test) else f"first {n_images:,} test images"
+    elbo = -(out["rec"] + out["kl"])
+    return {
+        "test_nll": round(float(-out["log_likelihood"].mean()), 2),
+        "test_nll_sem": round(float(out["log_likelihood"].std() / math.sqrt(len(x_bin))), 2),
+        "test_elbo": round(float(elbo.mean()), 2),
+        "test_rec": round(float(out["rec"].mean()), 2),
+        "test_kl": round(float(out["kl"].mean()), 2),
+        "active_units": active_units(out["mu"]),
+        "protocol": protocol(k, len(x_bin), subset),
+        "seconds": round(time.time() - started, 1),
+    }
+
+
+def _classifier() -> Any:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks import classifier
+
+    return classifier
+
+
+def sample_metrics(g: vaegen_infer.Model, x_test: np.ndarray, n: int = 10_000, seed: int = 0) -> dict[str, Any]:
+    """Unconditional samples judged by the digit classifier: confidence, class balance, and the
+    Frechet distance to the test images in the classifier's feature space."""
+    clf_mod = _classifier()
+    clf = clf_mod.load_classifier()
+    samples = g.sample(n, seed=seed)
+    quality = clf_mod.sample_quality(samples, classifier=clf)
+    _, f_samples = clf.predict(samples)
+    _, f_test = clf.predict(x_test[:n])
+    out = {
+        "samples": n,
+        "confidence": round(float(quality["confidence"]), 4),
+        "class_share": [round(float(v), 4) for v in quality["class_share"]],
+        "class_kl_from_uniform": round(float(quality["kl_from_uniform_nats"]), 4),
+        "frechet_distance": round(float(clf_mod.frechet_distance(f_samples, f_test)), 2),
+        "protocol": f"{n:,} samples (seed {seed}) vs the first {min(n, len(x_test)):,} test images; "
+        "features and probabilities of benchmarks/models/digit-classifier.onnx",
+    }
+    if g.manifest.conditional and g.manifest.labels:
+        per = max(1, n // len(g.manifest.labels))
+        imgs, want = [], []
+        for i, name in enumerate(g.manifest.labels):
+            imgs.append(g.sample(per, seed=seed + 1 + i, label=name))
+            want.append(np.full(per, i))
+        q = clf_mod.sample_quality(np.concatenate(imgs), requested_labels=np.concatenate(want), classifier=clf)
+        out["by_label_recognised"] = round(float(q["requested_share"]), 4)
+        probs, _ = clf.predict(np.concatenate(imgs))
+        hits = probs.argmax(1) == np.concatenate(want)
+        out["by_label_recognised_per_label"] = [
+            round(float(hits[i * per : (i + 1) * per].mean()), 3) for i in range(len(imgs))
+        ]
+    return out
+
+
+def parzen_log_likelihood(samples: np.ndarray, x: np.ndarray, sigma: float, batch: int = 500) -> np.ndarray:
+    """Gaussian Parzen window: log (1/S) sum_s N(x | sample_s, sigma^2 I) for each x, (N,)."""
+    s = samples.reshape(len(samples), -1).astype(np.float64)
+    s_sq = (s**2).sum(1)
+    d = s.shape[1]
+    out = np.empty(len(x))
+    for start in range(0, len(x), batch):
+        xb = x[start : start + batch].reshape(-1, d).astype(np.float64)
+        dist = (xb**2).sum(1)[:, None] + s_sq[None, :] - 2 * xb @ s.T  # (b, S) squared distances
+        a = -dist / (2 * sigma**2)
+        top = a.max(1)
+        out[start : start + len(xb)] = top + np.log(np.exp(a - top[:, None]).mean(1))
+    return out - d / 2 * math.log(2 * math.pi * sigma**2)
+
+
+def aae_metrics(
+    g: vaegen_infer.Model, x_test: np.ndarray, y_test: np.ndarray, x_val: np.ndarray, seed: int = 0
+) -> dict[str, Any]:
+    """Parzen log-likelihood (window chosen on validation), share of codes in their own label's
+    region, and a two-sample statistic (MMD) between test codes and prior samples."""
+    samples = g.sample(10_000, seed=seed)
+    sigmas = np.geomspace(0.05, 0.5, 19)
+    val_ll = [float(parzen_log_likelihood(samples, x_val, s).mean()) for s in sigmas]
+    best = float(sigmas[int(np.argmax(val_ll))])
+    test_ll = parzen_log_likelihood(samples, x_test, best)
+    mu, _ = g.encode(x_test)
+    out: dict[str, Any] = {
+        "parzen_log_likelihood": round(float(test_ll.mean()), 1),
+        "parzen_sem": round(float(test_ll.std() / math.sqrt(len(test_ll))), 1),
+        "parzen_sigma": round(best, 4),
+        "parzen_protocol": f"10,000 samples (seed {seed}); sigma from {len(sigmas)} values in [0.05, 0.5] "
+        f"maximising validation log-likelihood ({len(x_val)} images); all {len(x_test):,} test images, grey levels",
+    }
+    if g.prior.n_regions:
+        region = g.prior.region_of(mu)
+        out["codes_in_own_region"] = round(float((region == y_test).mean()), 4)
+    rng = np.random.default_rng(seed)
+    labels = y_test if g.manifest.conditional else None
+    ref = g.prior.sample(len(mu), rng, labels)
+    ref2 = g.prior.sample(len(mu), rng, labels)
+    out["mmd2_codes_vs_prior"] = round(mmd2(mu[:2000], ref[:2000]), 5)
+    out["mmd2_prior_vs_prior"] = round(mmd2(ref2[:2000], ref[:2000]), 5)
+    out["mmd_protocol"] = (
+        "unbiased MMD^2, Gaussian kernel with the median-distance bandwidth, 2,000 test codes vs 2,000 "
+        "prior draws" + (" with the same labels" if labels is not None else "") + "; prior vs prior is the noise floor"
+    )
+    return out
+
+
+def mmd2(a: np.ndarray, b: np.ndarray) -> float:
+    """Unbiased squared maximum mean discrepancy with a Gaussian kernel, median-heuristic bandwidth."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    both = np.concatenate([a, b])
+    sq = (both**2).sum(1)
+    dist = sq[:, None] + sq[None, :] - 2 * both @ both.T
+    bandwidth = np.median(dist[np.triu_indices(len(both), 1)])
+    kern = np.exp(-dist / bandwidth)
+    n, m = len(a), len(b)
+    kaa, kbb, kab = kern[:n, :n], kern[n:, n:], kern[:n, n:]
+    return float(
+        (kaa.sum() - np.trace(kaa)) / (n * (n - 1)) + (kbb.sum() - np.trace(kbb)) / (m * (m - 1)) - 2 * kab.mean()
+    )
