@@ -4,10 +4,11 @@ Each minibatch trains in two phases:
   1. reconstruction: encoder + decoder on the Bernoulli reconstruction loss;
   2. regularisation: a discriminator step (prior samples labelled 1, encoded codes 0), then an
      encoder ("generator") step that makes the codes look like prior samples.
-With `conditional`, the discriminator also receives the one-hot label and the positive samples come
-from that label's region of the prior (the paper's Figure 4), so class k maps to region k. Images
-whose label is withheld (`label_fraction` < 1) get the extra "no label" slot and positives from the
-whole prior. The prior is the runtime's own numpy implementation (`vaegen_infer.priors`).
+With `conditional`, the discriminator also receives the label and the positive samples come from
+that label's region of the prior (the paper's Figure 4), so class k maps to region k. Images whose
+label is withheld (`label_fraction` < 1) get the extra "no label" input and positives from the
+whole prior. The discriminator is a projection discriminator (see train/models.py) so that it
+cannot ignore the label. The prior is the runtime's own numpy implementation (`vaegen_infer.priors`).
 """
 
 from __future__ import annotations
@@ -28,12 +29,6 @@ from train.fit import augment, bce_per_image, save_checkpoint, set_seed
 from train.models import Autoencoder, Discriminator, reparameterize
 from vaegen_infer.manifest import PriorSpec
 from vaegen_infer.priors import Prior, make_prior
-
-
-def _onehot(labels: torch.Tensor, n_labels: int) -> torch.Tensor:
-    """(N,) ints with -1 for "no label" -> (N, n_labels + 1); the last slot marks unlabelled."""
-    idx = torch.where(labels < 0, torch.full_like(labels, n_labels), labels)
-    return F.one_hot(idx, n_labels + 1).float()
 
 
 def _prior_draw(prior: Prior, labels: np.ndarray, rng: np.random.Generator, conditional: bool) -> torch.Tensor:
@@ -96,8 +91,8 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             if tcfg.shift or tcfg.rotate:
                 xb = augment(xb, tcfg.shift, tcfg.rotate, gen)
             target = torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
-            labels = y_used[idx]
-            onehot = _onehot(labels, len(data.labels)) if mcfg.conditional else None
+            labels = y_used[idx]  # (B,), -1 where the label is withheld
+            cond = labels if mcfg.conditional else None
 
             # 1. reconstruction phase
             mu, logvar = model.encode(target)
@@ -112,7 +107,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
                 mu, logvar = model.encode(target)
                 fake = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
             real = _prior_draw(prior, labels.numpy(), rng, mcfg.conditional)
-            d_real, d_fake = disc(real, onehot), disc(fake, onehot)
+            d_real, d_fake = disc(real, cond), disc(fake, cond)
             loss_d = F.binary_cross_entropy_with_logits(
                 d_real, torch.ones_like(d_real)
             ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
@@ -123,7 +118,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             # 2b. regularisation phase, generator: the encoder learns to fool the discriminator
             mu, logvar = model.encode(target)
             z = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
-            d_gen = disc(z, onehot)
+            d_gen = disc(z, cond)
             loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()

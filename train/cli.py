@@ -28,6 +28,9 @@ def _ints(text: str) -> tuple[int, ...]:
     return values
 
 
+DEFAULT_LR = {"vae": 1e-3, "aae": 5e-4}
+
+
 def _prior_params(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
@@ -53,7 +56,9 @@ def fit(
     activation: Annotated[str, typer.Option(help="relu, elu, silu or gelu.")] = "relu",
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam step size (AAE: the reconstruction phase).")] = 1e-3,
+    lr: Annotated[
+        float | None, typer.Option(min=0.0, help="Adam step size; AAE: the reconstruction phase. [vae 1e-3, aae 5e-4]")
+    ] = None,
     lr_schedule: Annotated[str, typer.Option(help="constant or cosine.")] = "constant",
     beta: Annotated[float, typer.Option(min=0.0, help="VAE: weight of the KL term.")] = 1.0,
     warmup_epochs: Annotated[int, typer.Option(min=0, help="VAE: KL warm-up epochs (beta from 0 up).")] = 0,
@@ -70,8 +75,8 @@ def fit(
     conditional: Annotated[bool, typer.Option(help="AAE: label-conditioned regularisation.")] = False,
     posterior: Annotated[str | None, typer.Option(help="gaussian or deterministic; default: per model.")] = None,
     label_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="AAE: share of labels used.")] = 1.0,
-    lr_disc: Annotated[float, typer.Option(min=0.0, help="AAE: discriminator step size.")] = 2e-4,
-    lr_gen: Annotated[float, typer.Option(min=0.0, help="AAE: encoder step size against the discriminator.")] = 2e-4,
+    lr_disc: Annotated[float, typer.Option(min=0.0, help="AAE: discriminator step size.")] = 1e-4,
+    lr_gen: Annotated[float, typer.Option(min=0.0, help="AAE: encoder step size against the discriminator.")] = 1e-3,
     disc_hidden: Annotated[int, typer.Option(min=1, help="AAE: discriminator width.")] = 512,
     keep: Annotated[str, typer.Option(help="VAE: best (on validation ELBO) or last epoch's weights.")] = "best",
     seed: Annotated[int, typer.Option()] = 0,
@@ -95,7 +100,8 @@ def fit(
         prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
     )  # fmt: skip
     tcfg = TrainConfig(
-        data=data, epochs=epochs, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, beta=beta,
+        data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
+        lr_schedule=lr_schedule, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, keep=keep,
         threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction,

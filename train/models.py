@@ -173,18 +173,30 @@ class DecoderGraph(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """AAE discriminator on codes: z (N, D), plus a one-hot label (N, K + 1) when conditional (the
-    last slot means "no label"), -> one logit (N,) for "drawn from the prior"."""
+    """AAE discriminator on codes z (N, D) -> one logit (N,) for "drawn from the prior".
+
+    When conditional it is a projection discriminator (Miyato & Koyama 2018): logit = w . h(z) +
+    e_y . h(z), with e_y a learned embedding of the label (K + 1 rows, the last meaning "no label").
+    Concatenating a one-hot to a 2-D code, as first tried, let the discriminator ignore the label
+    and the encoder collapse every class onto one spot; the projection term makes the label part of
+    every decision.
+    """
 
     def __init__(self, cfg: ModelConfig, n_labels: int) -> None:
         super().__init__()
-        extra = n_labels + 1 if cfg.conditional else 0
-        self.net = nn.Sequential(
-            nn.Linear(cfg.latent_dim + extra, cfg.disc_hidden), nn.LeakyReLU(0.2),
+        self.features = nn.Sequential(
+            nn.Linear(cfg.latent_dim, cfg.disc_hidden), nn.LeakyReLU(0.2),
             nn.Linear(cfg.disc_hidden, cfg.disc_hidden), nn.LeakyReLU(0.2),
-            nn.Linear(cfg.disc_hidden, 1),
         )  # fmt: skip
+        self.out = nn.Linear(cfg.disc_hidden, 1)
+        self.embed = nn.Embedding(n_labels + 1, cfg.disc_hidden) if cfg.conditional else None
+        self.n_labels = n_labels
 
-    def forward(self, z: torch.Tensor, onehot: torch.Tensor | None) -> torch.Tensor:
-        h = z if onehot is None else torch.cat([z, onehot], dim=1)
-        return self.net(h).squeeze(1)
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """z (N, D); labels (N,) ints with -1 for "no label", or None when unconditional."""
+        h = self.features(z)  # (N, H)
+        logit = self.out(h).squeeze(1)
+        if self.embed is not None and labels is not None:
+            idx = torch.where(labels < 0, torch.full_like(labels, self.n_labels), labels)
+            logit = logit + (self.embed(idx) * h).sum(1)
+        return logit
