@@ -19,8 +19,10 @@ def read_latents(path: Path) -> np.ndarray:
     if suffix == ".npy":
         try:
             arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:  # object arrays need pickle, which we never allow
-            raise InputError(f"{path} holds Python objects, not numbers ({exc}); save a float array") from None
+        except ValueError as exc:
+            if "allow_pickle" in str(exc):  # object arrays need pickle, which we never allow
+                raise InputError(f"{path} holds Python objects, not numbers; save a float array") from None
+            raise InputError(f"{path} is not a readable .npy file: {exc}") from None
         except (OSError, EOFError) as exc:
             raise InputError(f"{path} is not a readable .npy file: {exc}") from None
     elif suffix == ".json":
