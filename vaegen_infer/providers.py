@@ -3,12 +3,16 @@
 `onnxruntime-gpu` lists CUDAExecutionProvider as available even on machines without a GPU or
 without the CUDA libraries; asking for it there makes ONNX Runtime fall back to CPU. So the only
 truth is `session.get_providers()` after the session exists, and that is what `check_active` reads.
+
+CPU session settings were chosen by measurement on a 2-core machine (`python
+benchmarks/session_settings.py`, results in benchmarks/results/session_settings.md); see
+`session_options` for the numbers behind each default.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import importlib.util
 import os
 import sys
 import warnings
@@ -21,8 +25,19 @@ from .errors import ProviderError, UsageError
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+# cuDNN's convolution algorithm choice. EXHAUSTIVE times every algorithm on the first run of each
+# new input shape (a slow first call per batch size); HEURISTIC asks cuDNN's heuristics, no timing.
+CONV_ALGO_SEARCH = ("HEURISTIC", "EXHAUSTIVE", "DEFAULT")
 
 _warned_fallback = False
+_preloaded = False
+# Intra-op threads of the process-wide ONNX Runtime pool once `share_thread_pool` has created (or
+# joined) it; None while every session has its own pool.
+_shared_pool_threads: int | None = None
+
+# Spinning policy of per-session pools, chosen by measurement: see session_options.
+SPINNING = True
+STOP_SPINNING_AFTER_RUN = True
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,10 @@ class ProviderRequest:
     device_id: int = 0
     threads: int | None = None  # intra-op threads on CPU; None = physical cores
     tf32: bool = False  # TF32 matmuls on Ampere+; off by default so GPU results match CPU to ~1e-6
+    cudnn_conv_algo_search: str = "HEURISTIC"  # see CONV_ALGO_SEARCH
+    # CUDA graphs: capture each batch size's kernel launches once and replay them; one session and
+    # one graph per batch size (see runners.CudaGraphRunner). Only with CUDA.
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in PROVIDER_CHOICES:
@@ -41,6 +60,13 @@ class ProviderRequest:
             raise UsageError(f"device id must be >= 0, got {self.device_id}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"threads must be >= 1, got {self.threads}")
+        if self.cudnn_conv_algo_search not in CONV_ALGO_SEARCH:
+            raise UsageError(
+                f"unknown cudnn_conv_algo_search '{self.cudnn_conv_algo_search}'; "
+                f"choose one of: {', '.join(CONV_ALGO_SEARCH)}"
+            )
+        if self.cuda_graph and self.kind == "cpu":
+            raise UsageError("CUDA graphs need the CUDA provider: use providers 'cuda' (or 'auto' on a GPU machine)")
 
 
 def physical_cores() -> int:
@@ -67,11 +93,12 @@ def _threads_per_core() -> int:
 
 
 def cuda_driver_present() -> bool:
-    """Whether an NVIDIA driver library can be loaded; without it, CUDA cannot work at all."""
+    """Whether an NVIDIA driver library can be loaded; without it, CUDA cannot work at all.
+
+    The driver installs its library under its soname in the loader's path, so loading it by name
+    is enough. (`ctypes.util.find_library` was used here before: it runs `ldconfig` in a
+    subprocess, about 20 ms of every `vaegen-infer` command on a machine without a GPU.)"""
     names = ["nvcuda.dll"] if sys.platform == "win32" else ["libcuda.so.1", "libcuda.so"]
-    found = ctypes.util.find_library("cuda")
-    if found:
-        names.insert(0, found)
     for name in names:
         try:
             ctypes.CDLL(name)
@@ -83,14 +110,7 @@ def cuda_driver_present() -> bool:
 
 def plan(request: ProviderRequest, available: Sequence[str], driver_present: bool) -> list[Any]:
     """The provider list to hand to `InferenceSession`, most preferred first."""
-    cuda_entry = (
-        CUDA,
-        {
-            "device_id": str(request.device_id),
-            "cudnn_conv_algo_search": "HEURISTIC",
-            "use_tf32": "1" if request.tf32 else "0",
-        },
-    )
+    cuda_entry = (CUDA, cuda_options(request))
     if request.kind == "cpu":
         return [CPU]
     if request.kind == "cuda":
@@ -104,6 +124,18 @@ def plan(request: ProviderRequest, available: Sequence[str], driver_present: boo
     if CUDA in available and driver_present:
         return [cuda_entry, CPU]
     return [CPU]
+
+
+def cuda_options(request: ProviderRequest) -> dict[str, str]:
+    """Explicit CUDA execution-provider options (ONNX Runtime takes them as strings)."""
+    return {
+        "device_id": str(request.device_id),
+        "cudnn_conv_algo_search": request.cudnn_conv_algo_search,
+        # ONNX Runtime's own default is TF32 on: 10-bit mantissas in convolutions and matmuls,
+        # errors near 1e-3. Off unless asked, so GPU output matches the CPU's to float32 rounding.
+        "use_tf32": "1" if request.tf32 else "0",
+        "enable_cuda_graph": "1" if request.cuda_graph else "0",
+    }
 
 
 def check_active(request: ProviderRequest, active: Sequence[str]) -> str:
@@ -127,24 +159,107 @@ def warn_fallback_once(planned: Sequence[Any], active: Sequence[str]) -> None:
         warnings.warn("CUDA is not usable here; running on CPU", RuntimeWarning, stacklevel=3)
 
 
-def preload_cuda_libraries() -> None:
-    """Load the CUDA and cuDNN libraries that the `cuda` extra installs from the package index."""
+def cuda_libraries_from_pip() -> bool:
+    """Whether the CUDA/cuDNN libraries come from pip wheels (the `cuda` extra installs them under
+    the `nvidia` namespace package), rather than from a system-wide CUDA installation."""
+    return importlib.util.find_spec("nvidia") is not None
+
+
+def preload_cuda_libraries() -> bool:
+    """Load the CUDA and cuDNN libraries that the `cuda` extra installs from the package index.
+
+    ONNX Runtime's CUDA provider finds a system CUDA through the loader's path but not the pip
+    wheels' copies; `onnxruntime.preload_dlls()` loads those first. Returns whether it ran."""
+    global _preloaded
     import onnxruntime as ort
 
-    preload = getattr(ort, "preload_dlls", None)
-    if preload is not None:
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
+    if preload is None or not cuda_libraries_from_pip():
+        return False
+    if not _preloaded:  # once per process: a loaded library stays loaded
         preload()
+        _preloaded = True
+    return True
+
+
+def share_thread_pool(threads: int | None = None) -> int:
+    """Run every session vaegen-infer creates from now on in this process on ONE thread pool:
+    ONNX Runtime's process-wide (global) pool, `threads` intra-op threads (default: physical cores).
+
+    Returns the pool's thread count. Why opt in: each session otherwise owns a pool of its own, so
+    a process holding several models (an encoder and a decoder, or many bundles in a server) keeps
+    several pools whose threads compete for the same cores. Why not the default: the pool belongs
+    to the whole process, and once it exists the Python onnxruntime refuses every session that
+    asks for its own pool (the default of `onnxruntime.InferenceSession`), including sessions made
+    by other code in the same process. Call it once, early, in processes you own.
+
+    If other code already created the global pool, vaegen-infer joins it (its size is theirs and
+    is reported as unknown, 0). A second call with a different thread count is refused: the pool
+    cannot be resized.
+    """
+    global _shared_pool_threads
+    import onnxruntime as ort
+
+    want = threads or physical_cores()
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be >= 1, got {threads}")
+    if _shared_pool_threads is not None:
+        if threads is not None and _shared_pool_threads not in (want, 0):
+            raise UsageError(
+                f"this process's shared thread pool already has {_shared_pool_threads} threads; "
+                "ONNX Runtime cannot resize it"
+            )
+        return _shared_pool_threads
+    try:
+        ort.set_global_thread_pool_sizes(want, 1)  # intra-op, inter-op (sessions run sequentially)
+    except Exception as exc:
+        if "already been created" not in str(exc):
+            raise
+        _shared_pool_threads = 0  # someone else's pool: join it, size unknown
+        return 0
+    _shared_pool_threads = want
+    return want
+
+
+def shared_pool_threads() -> int | None:
+    """The shared pool's thread count (0: made by other code, size unknown), or None if not in use."""
+    return _shared_pool_threads
+
+
+def session_threads(request: ProviderRequest) -> int:
+    """Intra-op threads a CPU session made for `request` runs on now (0: a foreign pool of unknown size)."""
+    if _shared_pool_threads is not None:
+        return _shared_pool_threads
+    return request.threads or physical_cores()
 
 
 def session_options(request: ProviderRequest) -> Any:
+    """CPU session settings. Each default below was measured on the 2-core machine this project
+    is benchmarked on (benchmarks/results/session_settings.md, p50 over interleaved rounds):
+
+    - Graph optimisation: ORT_ENABLE_ALL. Its layout transformer runs the encoder's convolutions in
+      NCHWc blocks: encoder 2.3x faster than EXTENDED at batch 64 and 512, equal at batch 1; the
+      decoder (Gemm + ConvTranspose, which NCHWc does not cover) is equal at every level. Session
+      creation costs the same at every level (3-8 ms, within noise).
+    - Threads: physical cores (`physical_cores()`), `threads` overrides.
+    - Spinning: see SPINNING and STOP_SPINNING_AFTER_RUN.
+    - One inter-op thread, sequential execution: both graphs are single chains of nodes, there is
+      nothing to run side by side.
+    """
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = request.threads or physical_cores()
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3  # errors only: ORT's warnings are not the user's business
+    if _shared_pool_threads is not None:
+        opts.use_per_session_threads = False  # the process-wide pool; see share_thread_pool
+        return opts
+    opts.intra_op_num_threads = request.threads or physical_cores()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPINNING else "0")
+    if SPINNING and STOP_SPINNING_AFTER_RUN:
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     return opts
 
 

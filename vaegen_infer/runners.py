@@ -1,0 +1,151 @@
+"""How one graph's session is run, by provider.
+
+- CPU: `session.run` on numpy arrays. The output arrays ONNX Runtime returns are used as they are.
+- CUDA: I/O binding. Host arrays are copied to the device once, outputs are allocated on the
+  device and copied back once; `run_device` takes and returns `onnxruntime.OrtValue`s that stay
+  on the GPU, so an application can chain graphs (or feed a GPU pipeline) without host copies.
+- CUDA graphs: ONNX Runtime captures a session's kernel launches on its first run and replays
+  them afterwards, which removes per-kernel launch overhead at small batches. A captured graph
+  has fixed shapes and fixed device addresses, so each batch size gets its own session, its own
+  input and output buffers on the device, and its own graph; new inputs are copied into the
+  captured input buffer (`OrtValue.update_inplace`).
+
+None of the CUDA code has run on a GPU: this project's machines have none. It is exercised by the
+tests with fake sessions that record the bindings (tests/test_cuda_path.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import UsageError
+
+# A process that uses many batch sizes in CUDA-graph mode would build a session per size; past
+# this many the mode is being misused (pad requests to a few fixed sizes instead).
+MAX_CUDA_GRAPHS = 16
+
+
+class SessionRunner:
+    """CPU: plain `session.run`."""
+
+    provider = "cpu"
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(list(outputs), dict(feeds))
+
+    def run_device(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
+        raise UsageError("device-resident inputs need the CUDA provider; this model runs on the CPU")
+
+
+class CudaRunner:
+    """CUDA with I/O binding; numpy in and out through `run`, device OrtValues through `run_device`."""
+
+    provider = "cuda"
+
+    def __init__(self, session: Any, device_id: int) -> None:
+        self.session = session
+        self.device_id = device_id
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        binding = self.session.io_binding()  # one binding per call: calls from several threads stay apart
+        for name, array in feeds.items():
+            binding.bind_cpu_input(name, array)  # one host -> device copy
+        for name in outputs:
+            binding.bind_output(name, "cuda", self.device_id)  # allocated on the device by ORT
+        self.session.run_with_iobinding(binding)
+        return list(binding.copy_outputs_to_cpu())  # one device -> host copy per output
+
+    def run_device(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_ortvalue_input(name, value)  # already on the device: no copy
+        for name in outputs:
+            binding.bind_output(name, "cuda", self.device_id)
+        self.session.run_with_iobinding(binding)
+        return list(binding.get_outputs())  # OrtValues on the device
+
+
+@dataclass
+class _Captured:
+    """One batch size's session and the device buffers its captured graph reads and writes."""
+
+    session: Any
+    binding: Any
+    input: Any  # OrtValue (B, *item shape) on the device
+    outputs: dict[str, Any]  # name -> OrtValue (B, *item shape) on the device
+
+
+class CudaGraphRunner:
+    """CUDA graphs: one session, one pair of fixed device buffers and one captured graph per batch size."""
+
+    provider = "cuda"
+
+    def __init__(
+        self,
+        first_session: Any,
+        make_session: Callable[[], Any],
+        input_name: str,
+        output_shapes: Mapping[str, tuple[int, ...]],
+        device_id: int,
+        max_graphs: int = MAX_CUDA_GRAPHS,
+    ) -> None:
+        self.session = first_session  # used for the first batch size seen
+        self._make_session = make_session
+        self._input_name = input_name
+        self._output_shapes = dict(output_shapes)  # per item, without the batch axis
+        self.device_id = device_id
+        self._max_graphs = max_graphs
+        self._captured: dict[int, _Captured] = {}
+        # The buffers are shared by every call at a batch size, so calls must not overlap.
+        self._lock = threading.Lock()
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        return sorted(self._captured)
+
+    def _slot(self, batch: int, item_shape: tuple[int, ...]) -> _Captured:
+        slot = self._captured.get(batch)
+        if slot is not None:
+            return slot
+        if len(self._captured) >= self._max_graphs:
+            raise UsageError(
+                f"CUDA-graph mode keeps one captured graph per batch size and already holds {self._max_graphs} "
+                f"({', '.join(map(str, self.batch_sizes))}); send a few fixed batch sizes, or turn CUDA graphs off"
+            )
+        import onnxruntime as ort
+
+        session = self.session if not self._captured else self._make_session()
+        binding = session.io_binding()
+        value = ort.OrtValue.ortvalue_from_shape_and_type((batch, *item_shape), np.float32, "cuda", self.device_id)
+        binding.bind_ortvalue_input(self._input_name, value)
+        outputs = {}
+        for name, shape in self._output_shapes.items():  # every output bound: unbound ones would move
+            buffer = ort.OrtValue.ortvalue_from_shape_and_type((batch, *shape), np.float32, "cuda", self.device_id)
+            binding.bind_ortvalue_output(name, buffer)
+            outputs[name] = buffer
+        slot = _Captured(session, binding, value, outputs)
+        self._captured[batch] = slot
+        return slot
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        if list(feeds) != [self._input_name]:
+            raise UsageError(f"CUDA-graph mode feeds exactly one input, '{self._input_name}'")
+        array = feeds[self._input_name]  # (B, *item shape) float32, C-contiguous
+        with self._lock:
+            slot = self._slot(int(array.shape[0]), tuple(array.shape[1:]))
+            slot.input.update_inplace(array)  # host -> the captured input buffer, same address
+            slot.session.run_with_iobinding(slot.binding)  # first run captures, later runs replay
+            return [slot.outputs[name].numpy() for name in outputs]  # copies: the buffers are reused
+
+    def run_device(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
+        # The captured output buffers are overwritten by the next call, so handing them out would
+        # alias results; device-resident chaining uses the plain CUDA runner.
+        raise UsageError("device-resident inputs and outputs are not available in CUDA-graph mode; turn it off")
