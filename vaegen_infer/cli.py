@@ -91,6 +91,13 @@ ProvidersOpt = Annotated[
     ),
 ]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="CPU threads (default: physical cores).")]
+DeviceOpt = Annotated[int, typer.Option("--device-id", min=0, help="CUDA device to run on.")]
+Tf32Opt = Annotated[
+    bool, typer.Option("--tf32", help="CUDA: allow TF32 matmuls (faster on Ampere+, ~1e-3 error; off by default).")
+]
+CudaGraphOpt = Annotated[
+    bool, typer.Option("--cuda-graph", help="CUDA: capture and replay one CUDA graph per batch size.")
+]
 
 
 def _version(value: bool) -> None:
@@ -112,12 +119,19 @@ def _root(
     """
 
 
-def _load(model: str, providers: str, threads: int | None = None) -> Any:
+def _load(
+    model: str,
+    providers: str,
+    threads: int | None = None,
+    device_id: int = 0,
+    tf32: bool = False,
+    cuda_graph: bool = False,
+) -> Any:
     from .model import load
 
     if providers not in PROVIDER_CHOICES:
         raise typer.BadParameter(f"'{providers}' is not one of {', '.join(PROVIDER_CHOICES)}", param_hint="--providers")
-    return load(model, providers=providers, threads=threads)
+    return load(model, providers=providers, threads=threads, device_id=device_id, tf32=tf32, cuda_graph=cuda_graph)
 
 
 def _done(path: Path, what: str) -> None:
@@ -140,6 +154,9 @@ def sample(
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale each image this many times.")] = 2,
     providers: ProvidersOpt = "auto",
     threads: ThreadsOpt = None,
+    device_id: DeviceOpt = 0,
+    tf32: Tf32Opt = False,
+    cuda_graph: CudaGraphOpt = False,
 ) -> None:
     """Draw N images from the model's prior and write them as one grid image.
 
@@ -153,7 +170,7 @@ def sample(
         raise typer.BadParameter("give either --label or --per-label, not both", param_hint="--per-label")
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
-    g = _load(model, providers, threads)
+    g = _load(model, providers, threads, device_id, tf32, cuda_graph)
     if per_label is not None:
         names = g.manifest.labels or []
         g.label_index(names[0] if names else 0)  # refuses unconditional models with the usual message
@@ -196,9 +213,11 @@ def info(
     model: ModelOpt = DEFAULT_MODEL,
     providers: ProvidersOpt = "auto",
     threads: ThreadsOpt = None,
+    device_id: DeviceOpt = 0,
+    tf32: Tf32Opt = False,
 ) -> None:
     """Show a bundle's manifest summary, its metrics, and which execution provider runs it."""
-    g = _load(model, providers, threads)
+    g = _load(model, providers, threads, device_id, tf32)
     m = g.manifest
     started = time.perf_counter()
     active = g.provider("decoder")
@@ -213,7 +232,8 @@ def info(
         f"latent:      {m.latent_dim} dimensions, prior {m.prior.name} {m.prior.params}",
         f"labels:      {', '.join(m.labels) if m.labels else '-'}" + (" (sample by label)" if m.conditional else ""),
         f"attributes:  {', '.join(m.attributes) or '-'}",
-        f"provider:    {active} (requested {providers}; session created in {ms:.0f} ms)",
+        f"provider:    {active} (requested {providers}; session created in {ms:.0f} ms), "
+        + (f"{g.threads()} CPU threads" if active == "cpu" else f"device {device_id}, TF32 {'on' if tf32 else 'off'}"),
     ]
     for key, value in m.metrics.items():
         lines.append(f"metric:      {key} = {_fmt_metric(value)}")
@@ -577,6 +597,53 @@ def attributes_add(
         f"added attribute '{name}' to {added.bundle_path} ({added.n_with} with, {added.n_without} without, "
         f"|v| = {float(np.linalg.norm(added.attribute.vector)):.2f})"
     )
+
+
+@app.command()
+def bench(
+    model: ModelOpt = DEFAULT_MODEL,
+    ops: Annotated[str, typer.Option(help="Comma-separated: encode, decode, sample, sample-png.")] = (
+        "encode,decode,sample,sample-png"
+    ),
+    batches: Annotated[str, typer.Option(help="Comma-separated batch sizes.")] = "1,8,64,512,4096",
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before each cell.")] = 3,
+    budget: Annotated[float, typer.Option(min=0.0, help="Seconds of timed calls per cell (min: --min-repeats).")] = 1.0,
+    min_repeats: Annotated[int, typer.Option(min=1, help="Fewest timed calls per cell.")] = 5,
+    max_repeats: Annotated[int, typer.Option(min=1, help="Most timed calls per cell.")] = 200,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory for bench.json and bench.md.")] = Path(
+        "bench-results"
+    ),
+    providers: ProvidersOpt = "auto",
+    threads: ThreadsOpt = None,
+    device_id: DeviceOpt = 0,
+    tf32: Tf32Opt = False,
+    cuda_graph: CudaGraphOpt = False,
+) -> None:
+    """Time this runtime: p50/p90/p99 latency and images per second per operation and batch size.
+
+    For the comparison with raw ONNX Runtime and PyTorch, run benchmarks/latency.py from a checkout."""
+    from .bench import bench_model, check_choices, markdown_table, write_report
+
+    op_list = [o.strip() for o in ops.split(",") if o.strip()]
+    try:
+        batch_list = [int(b) for b in batches.split(",") if b.strip()]
+    except ValueError:
+        message = f"'{batches}' is not a comma-separated list of integers"
+        raise typer.BadParameter(message, param_hint="--batches") from None
+    check_choices(op_list, batch_list)
+    g = _load(model, providers, threads, device_id, tf32, cuda_graph)
+
+    def progress(t: Any) -> None:
+        typer.echo(f"{t.operation} batch {t.batch}: p50 {t.p50_ms:.3f} ms", err=True)
+
+    report = bench_model(
+        g, op_list, batch_list, warmup=warmup, min_repeats=min_repeats, max_repeats=max(min_repeats, max_repeats),
+        budget_s=budget, progress=progress,
+    )  # fmt: skip
+    json_path, md_path = write_report(report, output)
+    typer.echo(markdown_table(report.timings))
+    m = report.meta
+    _done(json_path, f"and {md_path.name}: {m['provider']}, {m['threads']} threads, {m['cpu']}")
 
 
 def _fmt_metric(value: Any) -> str:

@@ -1,0 +1,605 @@
+"""Latency side by side: this runtime, raw ONNX Runtime, PyTorch eager and torch.compile, in one run.
+
+    python benchmarks/latency.py                      # the full run (several minutes)
+    python benchmarks/latency.py --quick              # a smoke test: batches 1 and 8, tiny budgets
+
+Same weights for every engine: the bundle's ONNX graphs for the ONNX Runtime engines, and the
+PyTorch model rebuilt from those graphs' weights (`train.export.model_from_bundle`) for PyTorch.
+
+- Operations: encode, decode, sample (prior draw + decode) and sample -> PNG (grid + PNG bytes,
+  in memory). Batch sizes 1, 8, 64, 512, 4096. Each engine's inputs are the same arrays.
+- Method: per (operation, batch) cell, each engine is warmed up, then timed in `--rounds`
+  interleaved rounds (engines in a fresh order each round, a short pause between engines so
+  one engine's spinning threads do not slow the next), so load from other processes falls on all
+  engines alike. Reported: p50, p90, p99, images/s at the p50, and ratios ours / peer of the p50.
+- The limit: numpy's float32 GEMM rate measured in the same run (start and end, the higher
+  median counts); each engine's achieved FLOP/s, counted from the graphs (benchmarks/flops.py),
+  as a fraction of it.
+- Library overhead: `Model.decode` against a bare `session.run` on the same session at batch 1.
+- End to end: wall time and peak RSS of the `vaegen-infer sample --n 64` process against
+  benchmarks/torch_sample.py doing the same in PyTorch, median over `--e2e-runs` alternated runs.
+
+Writes benchmarks/results/latency.json, latency.md, latency.png (decode p50 against batch size,
+one line per engine) and latency-encode.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.flops import flops_per_item  # noqa: E402
+from vaegen_infer.bench import (  # noqa: E402
+    DEFAULT_BATCHES,
+    OPERATIONS,
+    Timing,
+    encode_png,
+    machine_info,
+    markdown_table,
+    model_operations,
+    repeats_for,
+    summarize,
+    time_calls,
+    warm_up,
+)
+
+OURS = "vaegen-infer"
+ENGINES = (OURS, "onnxruntime-default", "torch-eager", "torch-compile")
+SETTLE_S = 0.03  # pause between engines' blocks: lets ONNX Runtime pools stop spinning
+Ops = dict[str, Callable[[], object]]
+
+
+@dataclass
+class Engine:
+    name: str
+    # batch, codes (B, D), images (B, C, H, W) -> the four operations; None when unavailable
+    ops_for: Callable[[int, np.ndarray, np.ndarray], Ops] | None
+    about: str  # provider and threads, or "not available: <reason>"
+
+
+# -- engines ------------------------------------------------------------------------------------
+
+
+def ours_engine(bundle: Path, threads: int | None) -> tuple[Engine, Any]:
+    import vaegen_infer as vi
+
+    g = vi.load(bundle, providers="cpu", threads=threads)
+    g.provider("encoder"), g.provider("decoder")  # create both sessions now, outside any timing
+
+    def ops(batch: int, z: np.ndarray, images: np.ndarray) -> Ops:
+        return model_operations(g, batch)  # same seed, so the same z and images as the peers get
+
+    return Engine(OURS, ops, f"cpu, {g.threads()} threads (vaegen_infer.load)"), g
+
+
+def ort_default_engine(bundle: Path) -> Engine:
+    import onnxruntime as ort
+
+    from vaegen_infer.images import make_grid
+
+    enc = ort.InferenceSession(str(bundle / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(bundle / "decoder.onnx"), providers=["CPUExecutionProvider"])
+
+    def ops(batch: int, z: np.ndarray, images: np.ndarray) -> Ops:
+        def sample() -> np.ndarray:
+            zz = np.random.default_rng(0).standard_normal(z.shape, dtype=np.float32)  # (B, D)
+            return dec.run(["x"], {"z": zz})[0]
+
+        return {
+            "encode": lambda: enc.run(None, {"x": images}),
+            "decode": lambda: dec.run(["x"], {"z": z}),
+            "sample": sample,
+            "sample-png": lambda: encode_png(make_grid(sample(), scale=2)),
+        }
+
+    return Engine("onnxruntime-default", ops, "cpu, InferenceSession(path) with default SessionOptions")
+
+
+def torch_ops(encode: Callable[[Any], Any], decode: Callable[[Any], Any], latent_dim: int) -> Callable[..., Ops]:
+    import torch
+
+    from vaegen_infer.images import make_grid
+
+    def ops(batch: int, z: np.ndarray, images: np.ndarray) -> Ops:
+        x_t, z_t = torch.from_numpy(images), torch.from_numpy(z)  # shares memory: no copy
+        gen = torch.Generator().manual_seed(0)
+
+        def run(fn: Callable[[Any], Any], arg: Any) -> Any:
+            with torch.inference_mode():
+                return fn(arg)
+
+        def sample() -> Any:
+            with torch.inference_mode():
+                return decode(torch.randn(batch, latent_dim, generator=gen))
+
+        return {
+            "encode": lambda: run(encode, x_t),
+            "decode": lambda: run(decode, z_t),
+            "sample": sample,
+            "sample-png": lambda: encode_png(make_grid(sample().numpy(), scale=2)),
+        }
+
+    return ops
+
+
+def torch_engines(
+    bundle: Path, batches: Sequence[int], with_compile: bool, warm: Callable[[int], tuple[np.ndarray, np.ndarray]]
+) -> tuple[list[Engine], dict[str, Any]]:
+    import torch
+
+    from train.export import model_from_bundle
+
+    model = model_from_bundle(bundle)
+    d = model.cfg.latent_dim
+    threads = torch.get_num_threads()
+    engines = [
+        Engine(
+            "torch-eager",
+            torch_ops(model.encode, lambda z: torch.sigmoid(model.decode(z)), d),
+            f"cpu, torch {torch.__version__}, {threads} threads, inference_mode",
+        )
+    ]
+    info: dict[str, Any] = {"torch": str(torch.__version__), "torch_threads": threads}
+    if not with_compile:
+        return engines, info
+    import torch._dynamo.exc
+
+    enc_c = torch.compile(model.encode)
+    dec_c = torch.compile(lambda z: torch.sigmoid(model.decode(z)))
+    started = time.perf_counter()
+    try:
+        # Compile now, for every batch size, so no compilation lands inside a timed cell: the
+        # first size compiles a static graph, the second a dynamic one that serves the rest.
+        with torch.inference_mode():
+            for b in batches:
+                z, images = warm(b)
+                enc_c(torch.from_numpy(images))
+                dec_c(torch.from_numpy(z))
+    except torch._dynamo.exc.TorchDynamoException as exc:  # includes BackendCompilerFailed, InductorError
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        engines.append(Engine("torch-compile", None, f"not available: {type(exc).__name__}: {reason}"))
+        info["torch_compile"] = f"not available: {type(exc).__name__}: {reason}"
+        return engines, info
+    seconds = time.perf_counter() - started
+    info["torch_compile_seconds"] = round(seconds, 1)
+    engines.append(
+        Engine(
+            "torch-compile", torch_ops(enc_c, dec_c, d), f"cpu, torch.compile (inductor), compiled in {seconds:.0f} s"
+        )
+    )
+    return engines, info
+
+
+# -- measurements -------------------------------------------------------------------------------
+
+
+def gemm_rate(n: int, repeats: int) -> dict[str, float]:
+    """numpy float32 GEMM (n x n @ n x n) in GFLOP/s: median and best of `repeats` timed products."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    warm_up(lambda: a @ b, 2)
+    seconds = time_calls(lambda: a @ b, repeats)
+    flops = 2.0 * n**3
+    return {
+        "n": n,
+        "median_gflops": flops / float(np.median(seconds)) / 1e9,
+        "best_gflops": flops / min(seconds) / 1e9,
+    }
+
+
+def run_cells(
+    engines: Sequence[Engine],
+    operations: Sequence[str],
+    batches: Sequence[int],
+    inputs: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    budget_s: float,
+    min_repeats: int,
+    max_repeats: int,
+    rounds: int,
+    warmup: int,
+) -> list[Timing]:
+    timings: list[Timing] = []
+    live = [e for e in engines if e.ops_for is not None]
+    shuffle = random.Random(0)
+    for batch in batches:
+        z, images = inputs(batch)
+        ops = {e.name: e.ops_for(batch, z, images) for e in live if e.ops_for is not None}
+        for op in operations:
+            fns = {name: table[op] for name, table in ops.items()}
+            # Big cells get one warm-up call: a 1 s call is warm after one run, and three would cost minutes.
+            per_call = {name: warm_up(fn, warmup if batch < 512 else 1) for name, fn in fns.items()}
+            per_round = {
+                name: math.ceil(repeats_for(per_call[name], budget_s, min_repeats, max_repeats) / rounds)
+                for name in fns
+            }
+            samples: dict[str, list[float]] = {name: [] for name in fns}
+            order = list(fns)
+            for _ in range(rounds):
+                shuffle.shuffle(order)
+                for name in order:
+                    time.sleep(SETTLE_S)
+                    if per_call[name] < 0.05:
+                        fns[name]()  # untimed: wakes the thread pool after the pause
+                    samples[name] += time_calls(fns[name], per_round[name])
+            for name in ENGINES:
+                if name in samples:
+                    t = summarize(name, op, batch, samples[name])
+                    timings.append(t)
+                    print(f"{op:10s} b{batch:<5d} {name:20s} p50 {t.p50_ms:9.3f} ms  ({t.repeats} calls)", flush=True)
+    return timings
+
+
+def library_overhead(g: Any, rounds: int, block: int) -> dict[str, Any]:
+    """`Model.decode` / `Model.encode` against a bare `session.run` on the same session, batch 1."""
+    out: dict[str, Any] = {}
+    z = g.sample_latents(1, seed=0)  # (1, D)
+    x = g.decode(z)  # (1, C, H, W)
+    cases = {
+        "decode": (lambda: g.decode(z), lambda s=g._session("decoder"): s.run(["x"], {"z": z})),
+        "encode": (lambda: g.encode(x), lambda s=g._session("encoder"): s.run(["mu", "logvar"], {"x": x})),
+    }
+    for name, (lib, bare) in cases.items():
+        warm_up(lib, 50), warm_up(bare, 50)
+        a: list[float] = []
+        b: list[float] = []
+        for _ in range(rounds):  # alternate blocks, so both see the same machine
+            a += time_calls(lib, block)
+            b += time_calls(bare, block)
+        lib_us, bare_us = float(np.median(a) * 1e6), float(np.median(b) * 1e6)
+        out[name] = {
+            "library_p50_us": lib_us,
+            "bare_session_run_p50_us": bare_us,
+            "overhead": lib_us / bare_us - 1.0,
+            "calls_each": len(a),
+        }
+    return out
+
+
+def end_to_end(bundle: Path, default_bundle: bool, runs: int, tmp: Path) -> dict[str, Any]:
+    """Wall time and peak RSS of `vaegen-infer sample --n 64` and of the PyTorch script, as processes."""
+    import torch
+
+    import vaegen_infer as vi
+    from train.export import model_from_bundle
+
+    exe = Path(sys.executable).with_name("vaegen-infer")
+    if not exe.exists():
+        return {"error": f"not available: no vaegen-infer console script next to {sys.executable}"}
+    ckpt = tmp / "state.pt"
+    config = vi.load(bundle, providers="cpu").manifest.training["model_config"]
+    torch.save({"config": config, "state_dict": model_from_bundle(bundle).state_dict()}, ckpt)
+    ours = [str(exe), "sample", "--n", "64", "--seed", "0", "-o", str(tmp / "ours.png")]
+    if not default_bundle:
+        ours += ["--model", str(bundle)]
+    peer = [sys.executable, str(ROOT / "benchmarks" / "torch_sample.py"), "--checkpoint", str(ckpt)]
+    peer += ["--n", "64", "--seed", "0", "-o", str(tmp / "torch.png")]
+    commands = {OURS: ours, "torch-script": peer}
+    samples: dict[str, list[tuple[float, float]]] = {k: [] for k in commands}
+    for cmd in commands.values():  # once untimed: page cache, .pyc files
+        if runs > 1:
+            _run_process(cmd)
+    for _ in range(runs):
+        for name, cmd in commands.items():
+            samples[name].append(_run_process(cmd))
+    out: dict[str, Any] = {"runs": runs}
+    for name, cmd in commands.items():
+        walls = [w for w, _ in samples[name]]
+        rss = [m for _, m in samples[name]]
+        shown = ["vaegen-infer", *cmd[1:]] if name == OURS else ["python", "benchmarks/torch_sample.py", *cmd[2:]]
+        out[name] = {
+            "command": " ".join(shown).replace(str(tmp), "$TMP"),
+            "wall_s_median": float(np.median(walls)),
+            "wall_s_all": [round(w, 3) for w in walls],
+            "peak_rss_mb_median": float(np.median(rss)),
+        }
+    return out
+
+
+# Runs one command and reports its own wall time and peak RSS. A tiny launcher process forks it:
+# on Linux a child's ru_maxrss keeps the high-water mark of the memory it had before exec, which
+# for a child forked straight from this benchmark (torch loaded, hundreds of MB) would be ours.
+_LAUNCHER = """
+import os, sys, time
+t = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - t
+print(f"LAUNCHER {os.waitstatus_to_exitcode(status)} {wall} {usage.ru_maxrss}", flush=True)
+"""
+
+
+def _run_process(cmd: Sequence[str]) -> tuple[float, float]:
+    """Wall seconds (fork to exit) and peak RSS in MB of one run of `cmd`."""
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], capture_output=True, text=True, check=False)
+    last = done.stdout.strip().splitlines()[-1].split() if done.stdout.strip() else []
+    if len(last) != 4 or last[0] != "LAUNCHER" or last[1] != "0":
+        raise SystemExit(f"error: {' '.join(cmd)} failed: {done.stderr.strip()[-300:]}")
+    return float(last[2]), int(last[3]) / 1024.0  # ru_maxrss is in KiB on Linux
+
+
+# -- analysis -----------------------------------------------------------------------------------
+
+
+def p50(timings: Sequence[Timing], engine: str, op: str, batch: int) -> float | None:
+    for t in timings:
+        if (t.engine, t.operation, t.batch) == (engine, op, batch):
+            return t.p50_ms
+    return None
+
+
+def ratios(timings: Sequence[Timing]) -> list[dict[str, Any]]:
+    """ours / peer p50 for every cell both ran (below 1: ours is faster)."""
+    rows = []
+    for t in timings:
+        if t.engine == OURS:
+            continue
+        mine = p50(timings, OURS, t.operation, t.batch)
+        if mine is not None:
+            rows.append(
+                {"operation": t.operation, "batch": t.batch, "peer": t.engine, "ours_over_peer": mine / t.p50_ms}
+            )
+    return rows
+
+
+def flop_rates(timings: Sequence[Timing], flops: dict[str, int], gemm_gflops: float) -> list[dict[str, Any]]:
+    role = {"encode": "encoder", "decode": "decoder", "sample": "decoder"}
+    rows = []
+    for t in timings:
+        if t.operation not in role:
+            continue
+        achieved = flops[role[t.operation]] * t.batch / (t.p50_ms / 1000.0) / 1e9
+        rows.append({
+            "engine": t.engine, "operation": t.operation, "batch": t.batch,
+            "gflops": achieved, "fraction_of_gemm": achieved / gemm_gflops,
+        })  # fmt: skip
+    return rows
+
+
+def goals(
+    timings: Sequence[Timing], rates: Sequence[dict[str, Any]], overhead: dict[str, Any], e2e: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Each goal of issue 6, measured: the value, the target, met or not, and by how much."""
+    out: list[dict[str, Any]] = []
+
+    def add(goal: str, value: float | None, target: float, higher_is_better: bool, unit: str) -> None:
+        if value is None:
+            out.append({"goal": goal, "value": None, "target": target, "met": False, "note": "not measured"})
+            return
+        met = value >= target if higher_is_better else value < target
+        # "by": how far from the target, as a factor (> 1 means missed by that factor)
+        by = target / value if higher_is_better else value / target
+        out.append({"goal": goal, "value": value, "target": target, "unit": unit, "met": met, "factor_to_target": by})
+
+    def speedup(batch: int) -> float | None:
+        mine, eager = p50(timings, OURS, "decode", batch), p50(timings, "torch-eager", "decode", batch)
+        return None if mine is None or eager is None else eager / mine
+
+    add("batch-1 decode p50: torch-eager / ours >= 5", speedup(1), 5.0, True, "x")
+    for b in sorted({t.batch for t in timings if t.batch >= 512}):
+        add(f"batch-{b} decode p50: torch-eager / ours >= 2", speedup(b), 2.0, True, "x")
+        frac = next((r["fraction_of_gemm"] for r in rates if (r["engine"], r["operation"], r["batch"]) ==
+                     (OURS, "decode", b)), None)  # fmt: skip
+        add(f"batch-{b} decode: ours at >= 80% of the GEMM rate", frac, 0.8, True, "fraction")
+    add("library overhead over bare session.run, decode batch 1 < 10%",
+        overhead.get("decode", {}).get("overhead"), 0.10, False, "fraction")  # fmt: skip
+    mine = e2e.get(OURS, {})
+    add("vaegen-infer sample --n 64: wall < 0.6 s (median)", mine.get("wall_s_median"), 0.6, False, "s")
+    add("vaegen-infer sample --n 64: peak RSS < 200 MB", mine.get("peak_rss_mb_median"), 200.0, False, "MB")
+    return out
+
+
+# -- outputs ------------------------------------------------------------------------------------
+
+
+def write_outputs(results: dict[str, Any], timings: Sequence[Timing], out: Path) -> None:
+    from vaegen_infer.plots import line_chart
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latency.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "latency.md").write_text(markdown(results, timings) + "\n")
+    for op, name in (("decode", "latency.png"), ("encode", "latency-encode.png")):
+        series = {}
+        for engine in ENGINES:
+            pts = sorted((t.batch, t.p50_ms) for t in timings if t.engine == engine and t.operation == op)
+            if pts:
+                series[engine] = ([b for b, _ in pts], [ms for _, ms in pts])
+        if series:
+            m = results["meta"]
+            title = f"{op} p50 latency, {results['bundle']} ({m['cpu']}, {m['physical_cores']} cores)"
+            line_chart(series, title, "batch size", "p50 ms (log)").save(out / name)
+
+
+def _fmt(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "fraction":
+        return f"{value:.1%}"
+    return f"{value:.3g} {unit}"
+
+
+def markdown(results: dict[str, Any], timings: Sequence[Timing]) -> str:
+    m = results["meta"]
+    gemm = results["gemm"]
+    flops = results["flops_per_item"]
+    lines = [
+        "# Latency: vaegen-infer against raw ONNX Runtime and PyTorch",
+        "",
+        f"Machine: {m['cpu']}, {m['physical_cores']} physical cores ({m['logical_cpus']} logical), "
+        f"onnxruntime {m['onnxruntime']}, {results['torch'].get('torch', 'no torch')}, numpy {m['numpy']}. "
+        f"Bundle `{results['bundle']}`. Command: `{results['command']}`. Measured {results['date']}.",
+        "",
+        f"GEMM rate (numpy float32 {gemm['n']}x{gemm['n']}, median, the higher of a measurement at the start "
+        f"and one at the end): **{gemm['gflops']:.1f} GFLOP/s**. FLOPs per image (benchmarks/flops.py): "
+        f"encoder {flops['encoder'] / 1e6:.2f} M, decoder {flops['decoder'] / 1e6:.2f} M.",
+        "",
+        "Engines: " + "; ".join(f"**{k}**: {v}" for k, v in results["engines"].items()),
+        "",
+        "## Goals",
+        "",
+        "| goal | measured | target | met |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for g in results["goals"]:
+        if g["value"] is None:
+            lines.append(f"| {g['goal']} | - | {g['target']} | no ({g['note']}) |")
+            continue
+        verdict = "**yes**" if g["met"] else f"no (off by {g['factor_to_target']:.2f}x)"
+        lines.append(f"| {g['goal']} | {_fmt(g['value'], g['unit'])} | {_fmt(g['target'], g['unit'])} | {verdict} |")
+    peers = [e for e in ENGINES[1:] if any(t.engine == e for t in timings)]
+    for op in OPERATIONS:
+        rows = sorted({t.batch for t in timings if t.operation == op})
+        if not rows:
+            continue
+        head = ["batch", *[f"{e} p50 ms" for e in (OURS, *peers)], *[f"ours / {e}" for e in peers], "ours images/s"]
+        lines += ["", f"## {op}", "", "| " + " | ".join(head) + " |", "| " + " | ".join("---:" for _ in head) + " |"]
+        for b in rows:
+            mine = p50(timings, OURS, op, b)
+            cells = [str(b)]
+            for e in (OURS, *peers):
+                v = p50(timings, e, op, b)
+                cells.append("-" if v is None else f"{v:.3f}")
+            for e in peers:
+                v = p50(timings, e, op, b)
+                cells.append("-" if v is None or mine is None else f"{mine / v:.2f}")
+            cells.append("-" if mine is None else f"{b / (mine / 1000):,.0f}")
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Achieved FLOP/s (p50) as a fraction of the GEMM rate", ""]
+    rate_rows = [r for r in results["flop_rates"] if r["operation"] in ("encode", "decode")]
+    engines_seen = [e for e in ENGINES if any(r["engine"] == e for r in rate_rows)]
+    head = ["operation", "batch", *engines_seen]
+    lines += ["| " + " | ".join(head) + " |", "| --- | " + " | ".join("---:" for _ in head[1:]) + " |"]
+    for op in ("encode", "decode"):
+        for b in sorted({r["batch"] for r in rate_rows if r["operation"] == op}):
+            cells = [op, str(b)]
+            for e in engines_seen:
+                r = next((r for r in rate_rows if (r["engine"], r["operation"], r["batch"]) == (e, op, b)), None)
+                cells.append("-" if r is None else f"{r['gflops']:.1f} GFLOP/s ({r['fraction_of_gemm']:.0%})")
+            lines.append("| " + " | ".join(cells) + " |")
+    ov = results["overhead"]
+    lines += ["", "## Library overhead at batch 1 (same session, alternating blocks)", ""]
+    lines += ["| call | vaegen-infer p50 us | bare session.run p50 us | overhead |", "| --- | ---: | ---: | ---: |"]
+    for name, o in ov.items():
+        lines.append(
+            f"| {name} | {o['library_p50_us']:.1f} | {o['bare_session_run_p50_us']:.1f} | {o['overhead']:+.1%} |"
+        )
+    e2e = results["end_to_end"]
+    lines += ["", f"## End to end: a process writing 64 samples to a PNG (median of {e2e.get('runs', 0)} runs)", ""]
+    if "error" in e2e:
+        lines.append(e2e["error"])
+    else:
+        lines += ["| command | wall s | peak RSS MB |", "| --- | ---: | ---: |"]
+        for name in (OURS, "torch-script"):
+            if name in e2e:
+                r = e2e[name]
+                lines.append(f"| `{r['command']}` | {r['wall_s_median']:.3f} | {r['peak_rss_mb_median']:.0f} |")
+    lines += ["", "## Every cell", "", markdown_table(timings)]
+    return "\n".join(lines)
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=ROOT / "exported" / "mnist-vae")
+    parser.add_argument("--batches", default=",".join(map(str, DEFAULT_BATCHES)))
+    parser.add_argument("--ops", default=",".join(OPERATIONS))
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--budget", type=float, default=2.0, help="seconds of timed calls per engine and cell")
+    parser.add_argument("--min-repeats", type=int, default=6)
+    parser.add_argument("--max-repeats", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="vaegen-infer threads (default: physical cores)")
+    parser.add_argument("--gemm-size", type=int, default=2048)
+    parser.add_argument("--overhead-rounds", type=int, default=20)
+    parser.add_argument("--e2e-runs", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="smoke test: batches 1,8, tiny budgets, no compile")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.batches, args.budget, args.min_repeats, args.rounds = "1,8", 0.02, 2, 1
+        args.gemm_size, args.overhead_rounds, args.e2e_runs = 256, 2, min(args.e2e_runs, 1)
+        args.engines = ",".join(e for e in args.engines.split(",") if e != "torch-compile")
+    batches = [int(b) for b in args.batches.split(",")]
+    operations = [o for o in args.ops.split(",") if o]
+    wanted = [e for e in args.engines.split(",") if e]
+    unknown = [e for e in [*wanted] if e not in ENGINES] + [o for o in operations if o not in OPERATIONS]
+    if unknown or OURS not in wanted:
+        parser.error(f"unknown engine/operation {unknown}; engines must include {OURS}: {ENGINES}, ops: {OPERATIONS}")
+
+    bundle = args.bundle.resolve()
+    command = "python benchmarks/latency.py" + (" " + " ".join(argv) if argv else " ".join(["", *sys.argv[1:]]))
+    started = time.perf_counter()
+    gemm_start = gemm_rate(args.gemm_size, 10)
+    print(f"GEMM {gemm_start['median_gflops']:.1f} GFLOP/s (median)", flush=True)
+
+    ours, g = ours_engine(bundle, args.threads)
+    engines = [ours]
+    if "onnxruntime-default" in wanted:
+        engines.append(ort_default_engine(bundle))
+
+    def inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
+        z = g.sample_latents(batch, seed=0)  # the z model_operations uses too
+        return z, g.decode(z)
+
+    torch_info: dict[str, Any] = {}
+    if "torch-eager" in wanted or "torch-compile" in wanted:
+        t_engines, torch_info = torch_engines(bundle, batches, "torch-compile" in wanted, inputs)
+        engines += [e for e in t_engines if e.name in wanted]
+
+    timings = run_cells(
+        engines, operations, batches, inputs, args.budget, args.min_repeats, args.max_repeats, args.rounds, args.warmup
+    )
+    overhead = library_overhead(g, args.overhead_rounds, 100)
+    print(f"overhead: {json.dumps(overhead)}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        default_bundle = bundle == (ROOT / "exported" / "mnist-vae").resolve()
+        e2e = end_to_end(bundle, default_bundle, args.e2e_runs, Path(tmp)) if args.e2e_runs > 0 else {"runs": 0}
+    print(f"end to end: {json.dumps(e2e)}", flush=True)
+    gemm_end = gemm_rate(args.gemm_size, 10)
+    gemm = max(gemm_start["median_gflops"], gemm_end["median_gflops"])
+    flops = {role: flops_per_item(bundle / f"{role}.onnx") for role in ("encoder", "decoder")}
+    rates = flop_rates(timings, flops, gemm)
+    results = {
+        "meta": {**machine_info(), "vaegen_infer_threads": g.threads()},
+        "command": command.strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "bundle": str(bundle.relative_to(ROOT)) if bundle.is_relative_to(ROOT) else str(bundle),
+        "engines": {e.name: e.about for e in engines},
+        "torch": torch_info,
+        "gemm": {"n": args.gemm_size, "gflops": gemm, "start": gemm_start, "end": gemm_end},
+        "flops_per_item": flops,
+        "timings": [t.to_dict() for t in timings],
+        "ratios": ratios(timings),
+        "flop_rates": rates,
+        "overhead": overhead,
+        "end_to_end": e2e,
+        "goals": goals(timings, rates, overhead, e2e),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    write_outputs(results, timings, args.out)
+    print(markdown(results, timings).split("## encode")[0])
+    print(f"wrote {args.out}/latency.{{json,md,png}} in {results['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

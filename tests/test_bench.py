@@ -1,0 +1,94 @@
+"""The benchmarks run and write well-formed results. Nothing here asserts a timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import vaegen_infer as vi
+from vaegen_infer.bench import OPERATIONS, bench_model, repeats_for, summarize, write_report
+from vaegen_infer.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_bench_model_and_its_files(tmp_path: Path) -> None:
+    g = vi.load("mnist-vae", providers="cpu", threads=1)
+    report = bench_model(g, OPERATIONS, [1, 8], warmup=1, min_repeats=2, max_repeats=3, budget_s=0.0)
+    assert [(t.operation, t.batch) for t in report.timings] == [(op, b) for b in (1, 8) for op in OPERATIONS]
+    for t in report.timings:
+        assert 2 <= t.repeats <= 3
+        assert 0 < t.p50_ms <= t.p90_ms <= t.p99_ms
+        assert t.images_per_s > 0
+    assert report.meta["provider"] == "cpu" and report.meta["threads"] == 1
+    json_path, md_path = write_report(report, tmp_path / "out")
+    data = json.loads(json_path.read_text())
+    assert len(data["timings"]) == 8 and data["meta"]["onnxruntime"]
+    assert md_path.read_text().count("| vaegen-infer |") == 8
+
+
+def test_summary_and_repeat_arithmetic() -> None:
+    t = summarize("e", "decode", 4, [0.001, 0.002, 0.003, 0.004])
+    assert t.p50_ms == pytest.approx(2.5) and t.images_per_s == pytest.approx(1600)
+    assert repeats_for(0.5, budget_s=1.0, min_repeats=5, max_repeats=100) == 5
+    assert repeats_for(0.001, budget_s=1.0, min_repeats=5, max_repeats=100) == 100
+    assert repeats_for(0.02, budget_s=1.0, min_repeats=5, max_repeats=100) == 50
+
+
+def test_cli_bench(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "b"
+    args = ["bench", "--ops", "decode,sample-png", "--batches", "1,8", "--warmup", "1", "--budget", "0"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--min-repeats", "2", "--max-repeats", "2", "--providers", "cpu", "-o", str(out)])
+    assert exit_info.value.code == 0
+    assert "| vaegen-infer | sample-png | 8 |" in capsys.readouterr().out
+    assert len(json.loads((out / "bench.json").read_text())["timings"]) == 4
+
+
+@pytest.mark.parametrize(
+    "args", [["--ops", "decode,resize"], ["--batches", "1,x"], ["--batches", "0"]], ids=["op", "batch", "zero"]
+)
+def test_cli_bench_refuses_bad_choices(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_flop_counter_knows_the_shipped_graphs() -> None:
+    pytest.importorskip("onnx")
+    from benchmarks.flops import flops_per_item, graph_flops
+
+    # decoder: 2 x (16*256 + 256*3136 + 64*7*7 * 32*4*4 + 32*14*14 * 1*4*4) multiply-adds
+    assert flops_per_item(ROOT / "exported" / "mnist-vae" / "decoder.onnx") == 5_025_792
+    # encoder: 2 x (32*14*14 * 1*4*4 + 64*7*7 * 32*4*4 + 3136*256 + 256*32)
+    assert flops_per_item(ROOT / "exported" / "mnist-vae" / "encoder.onnx") == 5_033_984
+    assert sum(graph_flops(ROOT / "exported" / "mnist-vae" / "decoder.onnx", batch=3).values()) == 3 * 5_025_792
+
+
+def test_latency_benchmark_writes_its_results(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "latency.py"), "--quick", "--out", str(tmp_path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads((tmp_path / "latency.json").read_text())
+    engines = {t["engine"] for t in data["timings"]}
+    assert engines == {"vaegen-infer", "onnxruntime-default", "torch-eager"}
+    assert {t["batch"] for t in data["timings"]} == {1, 8}
+    assert data["gemm"]["gflops"] > 0 and data["flops_per_item"]["decoder"] == 5_025_792
+    assert {r["peer"] for r in data["ratios"]} == {"onnxruntime-default", "torch-eager"}
+    assert data["end_to_end"]["vaegen-infer"]["peak_rss_mb_median"] > 0
+    assert data["end_to_end"]["torch-script"]["wall_s_median"] > 0
+    assert {g["met"] for g in data["goals"]} <= {True, False} and len(data["goals"]) == 4
+    md = (tmp_path / "latency.md").read_text()
+    assert "## Goals" in md and "## decode" in md and "## End to end" in md
+    for name in ("latency.png", "latency-encode.png"):
+        with Image.open(tmp_path / name) as img:
+            assert img.format == "PNG" and img.size[0] > 300
