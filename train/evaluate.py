@@ -156,19 +156,26 @@ def sample_metrics(g: vaegen_infer.Model, x_test: np.ndarray, n: int = 10_000, s
     return out
 
 
-def parzen_log_likelihood(samples: np.ndarray, x: np.ndarray, sigma: float, batch: int = 500) -> np.ndarray:
-    """Gaussian Parzen window: log (1/S) sum_s N(x | sample_s, sigma^2 I) for each x, (N,)."""
+def _sq_distances(x: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between images (N, ...) and samples (S, ...) -> (N, S)."""
     s = samples.reshape(len(samples), -1).astype(np.float64)
-    s_sq = (s**2).sum(1)
-    d = s.shape[1]
-    out = np.empty(len(x))
-    for start in range(0, len(x), batch):
-        xb = x[start : start + batch].reshape(-1, d).astype(np.float64)
-        dist = (xb**2).sum(1)[:, None] + s_sq[None, :] - 2 * xb @ s.T  # (b, S) squared distances
-        a = -dist / (2 * sigma**2)
-        top = a.max(1)
-        out[start : start + len(xb)] = top + np.log(np.exp(a - top[:, None]).mean(1))
-    return out - d / 2 * math.log(2 * math.pi * sigma**2)
+    xb = x.reshape(len(x), -1).astype(np.float64)
+    return np.maximum((xb**2).sum(1)[:, None] + (s**2).sum(1)[None, :] - 2 * xb @ s.T, 0.0)
+
+
+def _parzen_from_distances(dist: np.ndarray, sigma: float, d: int) -> np.ndarray:
+    """log (1/S) sum_s N(x | sample_s, sigma^2 I) from squared distances (N, S) -> (N,)."""
+    a = -dist / (2 * sigma**2)
+    top = a.max(1)
+    return top + np.log(np.exp(a - top[:, None]).mean(1)) - d / 2 * math.log(2 * math.pi * sigma**2)
+
+
+def parzen_log_likelihood(samples: np.ndarray, x: np.ndarray, sigma: float, batch: int = 500) -> np.ndarray:
+    """Gaussian Parzen window estimate of log p(x) for each image x under the samples, (N,)."""
+    d = int(np.prod(samples.shape[1:]))
+    return np.concatenate(
+        [_parzen_from_distances(_sq_distances(x[i : i + batch], samples), sigma, d) for i in range(0, len(x), batch)]
+    )
 
 
 def aae_metrics(
@@ -178,7 +185,9 @@ def aae_metrics(
     region, and a two-sample statistic (MMD) between test codes and prior samples."""
     samples = g.sample(10_000, seed=seed)
     sigmas = np.geomspace(0.05, 0.5, 19)
-    val_ll = [float(parzen_log_likelihood(samples, x_val, s).mean()) for s in sigmas]
+    val_dist = _sq_distances(x_val, samples)  # (N_val, 10000), reused for every candidate width
+    d = int(np.prod(samples.shape[1:]))
+    val_ll = [float(_parzen_from_distances(val_dist, s, d).mean()) for s in sigmas]
     best = float(sigmas[int(np.argmax(val_ll))])
     test_ll = parzen_log_likelihood(samples, x_test, best)
     mu, _ = g.encode(x_test)
