@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from train.config import ModelConfig, TrainConfig
 from train.data import Split
-from train.fit import augment, bce_per_image, save_checkpoint, set_seed
+from train.fit import bce_per_image, save_checkpoint, set_seed, training_batch
 from train.models import Autoencoder, Discriminator, reparameterize
 from vaegen_infer.manifest import PriorSpec
 from vaegen_infer.priors import Prior, make_prior
@@ -87,10 +87,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         perm = torch.randperm(len(x_train), generator=gen)
         for b in range(steps):
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
-            xb = x_train[idx]
-            if tcfg.shift or tcfg.rotate:
-                xb = augment(xb, tcfg.shift, tcfg.rotate, gen)
-            target = torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
+            target = training_batch(x_train[idx], tcfg, gen)
             labels = y_used[idx]  # (B,), -1 where the label is withheld
             cond = labels if mcfg.conditional else None
 

@@ -55,6 +55,14 @@ def augment(x: torch.Tensor, shift: float, rotate: float, gen: torch.Generator) 
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def training_batch(xb: torch.Tensor, tcfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """Images (B, C, H, W) as the model trains on them: augmented if asked, then binarised afresh
+    (dynamic binarisation) or kept as grey levels."""
+    if tcfg.shift or tcfg.rotate:
+        xb = augment(xb, tcfg.shift, tcfg.rotate, gen)
+    return torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
+
+
 def iwae_loss(
     model: Autoencoder, target: torch.Tensor, k: int, beta: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -136,10 +144,7 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         beta = tcfg.beta * min(1.0, (epoch + 1) / tcfg.warmup_epochs) if tcfg.warmup_epochs else tcfg.beta
         for b in range(steps_per_epoch):
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
-            xb = x_train[idx]
-            if tcfg.shift or tcfg.rotate:
-                xb = augment(xb, tcfg.shift, tcfg.rotate, gen)
-            target = torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
+            target = training_batch(x_train[idx], tcfg, gen)
             if tcfg.iw_samples > 1:
                 loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta)
                 kl = kd.sum()
