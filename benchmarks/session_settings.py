@@ -2,15 +2,20 @@
 
     python benchmarks/session_settings.py [--bundle exported/mnist-vae] [--rounds 5] [--quick]
 
-Four questions, each answered with the other settings held at the runtime's defaults:
+Three questions, each answered with the other settings held at the runtime's defaults:
 
-1. Graph optimisation level (disable / basic / extended / all): run time, and session creation
-   time (it is paid by every `vaegen-infer` command).
-2. Intra-op thread count: 1 and each count up to the logical CPUs (0 = ONNX Runtime's own choice).
-3. Spinning (`session.intra_op.allow_spinning`): pool threads busy-wait for work after a run,
-   which saves the wake-up latency of the next run but burns a core meanwhile.
-4. One shared (global) thread pool versus a pool per session, when an encoder and a decoder live
-   in one process and are called in turn (reconstruct: encode, then decode the codes).
+1. Graph optimisation level (disable / basic / extended / all): run time (single-threaded
+   sessions, so that threading does not blur the graph's own effect), and session creation
+   time, which every `vaegen-infer` command pays.
+2. How to use the cores (T = physical cores): one session with ONNX Runtime's T intra-op
+   threads, spinning on (ONNX Runtime's default), spinning stopped after each run
+   (`session.force_spinning_stop`), or spinning off (`session.intra_op.allow_spinning` = 0);
+   against the batch split (runners.SplitRunner: T threads take chunks of at least
+   MIN_ROWS_PER_PART rows of a batch, one after another, on one single-threaded session); and
+   one thread alone.
+3. Two sessions in one process (reconstruct: encode, then decode the codes, over and over): each
+   session with its own intra-op pool (three spinning policies), ONNX Runtime's process-wide
+   (global) pool shared by both, or the batch split on the runtime's shared worker threads.
 
 Configurations are timed in interleaved rounds (each round runs every configuration once, in a
 fresh order) so that load from other processes hits all of them alike; the p50 over all rounds is
@@ -21,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
@@ -35,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vaegen_infer.bench import machine_info, time_calls  # noqa: E402
+from vaegen_infer.providers import MIN_ROWS_PER_PART  # noqa: E402
+from vaegen_infer.runners import SessionRunner, SplitRunner  # noqa: E402
 
 LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
 
@@ -81,7 +87,7 @@ def interleaved_p50(configs: dict[str, Callable[[], object]], rounds: int, calls
 
 
 def calls_for(batch: int) -> int:
-    return {1: 200, 64: 30, 512: 6}.get(batch, 10)
+    return {1: 200, 2: 200, 4: 150, 8: 100, 64: 30, 512: 6}.get(batch, 2)
 
 
 def main() -> None:
@@ -92,14 +98,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
-    batches = (1, 64) if args.quick else (1, 64, 512)
+    batches = (1, 8) if args.quick else (1, 2, 4, 8, 64, 512, 4096)
 
     import onnxruntime as ort
 
     from vaegen_infer.providers import physical_cores
 
     cores = physical_cores()
-    logical = os.cpu_count() or cores
     graphs = {role: (args.bundle / f"{role}.onnx").read_bytes() for role in ("encoder", "decoder")}
     rng = np.random.default_rng(0)
 
@@ -116,71 +121,75 @@ def main() -> None:
     results: dict[str, Any] = {"meta": machine_info(), "physical_cores": cores, "rounds": rounds}
     results["meta"]["command"] = "python benchmarks/session_settings.py" + (" --quick" if args.quick else "")
 
-    # 1. optimisation level: creation time (median of 5) and run time.
+    # 1. optimisation level: creation time (median of 5) and run time, one thread.
     creation: dict[str, float] = {}
     for level in LEVELS:
         times = []
         for _ in range(5):
             started = time.perf_counter()
-            session("decoder", level)
+            session("decoder", level, threads=1)
             times.append(time.perf_counter() - started)
         creation[level] = float(np.median(times) * 1000)
     results["creation_ms_decoder"] = creation
     level_runs: dict[str, Any] = {}
     for role in ("encoder", "decoder"):
-        sessions = {level: session(role, level) for level in LEVELS}
-        for batch in batches:
+        sessions = {level: session(role, level, threads=1) for level in LEVELS}
+        for batch in [b for b in batches if b in (1, 64, 512)]:
             f = feeds(role, batch)
             configs = {lv: (lambda s=s, f=f: s.run(None, f)) for lv, s in sessions.items()}
             level_runs[f"{role} b{batch}"] = interleaved_p50(configs, rounds, calls_for(batch))
-            print(f"level   {role} b{batch}: {level_runs[f'{role} b{batch}']}", flush=True)
+            print(f"level    {role} b{batch}: {level_runs[f'{role} b{batch}']}", flush=True)
     results["level_p50_ms"] = level_runs
 
-    # 2 + 3. threads x spinning.
-    thread_counts = sorted({1, *range(2, logical + 1)})
-    variants = [(t, spin) for t in thread_counts for spin in (True, False)]
-    variants.append((0, True))  # 0: ORT picks (physical cores, with affinity)
-    thread_runs: dict[str, Any] = {}
+    # 2. how to use the cores, one session at a time.
+    def split(role: str) -> SplitRunner:
+        return SplitRunner(session(role, threads=1), cores, MIN_ROWS_PER_PART)
+
+    parallel_runs: dict[str, Any] = {}
     for role in ("encoder", "decoder"):
-        sessions = {
-            f"threads={t} spin={'on' if s else 'off'}": session(role, threads=t, spinning=s) for t, s in variants
+        out = ["x"] if role == "decoder" else ["mu", "logvar"]
+        runners: dict[str, Any] = {
+            "1 thread": SessionRunner(session(role, threads=1)),
+            f"intra-op {cores}, spin on": SessionRunner(session(role)),
+            f"intra-op {cores}, spin + stop after run": SessionRunner(session(role, stop_spin=True)),
+            f"intra-op {cores}, spin off": SessionRunner(session(role, spinning=False)),
+            f"batch split, {cores} threads": split(role),
         }
         for batch in batches:
             f = feeds(role, batch)
-            configs = {k: (lambda s=s, f=f: s.run(None, f)) for k, s in sessions.items()}
-            thread_runs[f"{role} b{batch}"] = interleaved_p50(configs, rounds, calls_for(batch))
-            print(f"threads {role} b{batch}: {thread_runs[f'{role} b{batch}']}", flush=True)
-    results["threads_p50_ms"] = thread_runs
+            configs = {k: (lambda r=r, f=f, out=out: r.run(out, f)) for k, r in runners.items()}
+            parallel_runs[f"{role} b{batch}"] = interleaved_p50(configs, rounds, calls_for(batch))
+            print(f"parallel {role} b{batch}: {parallel_runs[f'{role} b{batch}']}", flush=True)
+    results["parallel_p50_ms"] = parallel_runs
 
-    # 4. pools: encoder + decoder called in turn (reconstruct), per-session pools vs one global pool.
-    pool_variants = {  # name -> (shared, spinning, stop spinning after each run)
-        "per-session, spin on": (False, True, False),
-        "per-session, spin off": (False, False, False),
-        "per-session, spin + stop after run": (False, True, True),
-        "one shared pool": (True, True, False),
+    # 3. two sessions in one process, called in turn.
+    def pair(**kw: Any) -> tuple[Any, Any]:
+        return SessionRunner(session("encoder", **kw)), SessionRunner(session("decoder", **kw))
+
+    pairs: dict[str, tuple[Any, Any]] = {
+        "own pools, spin on": pair(),
+        "own pools, spin + stop after run": pair(stop_spin=True),
+        "own pools, spin off": pair(spinning=False),
+        f"batch split, {cores} threads": (split("encoder"), split("decoder")),
     }
     # Python's onnxruntime refuses sessions with their own pools once the global pools exist, so
-    # every per-session session is made first, then the global pool (sized like the runtime's).
-    pairs = {
-        name: tuple(session(role, spinning=spin, shared=False, stop_spin=stop) for role in ("encoder", "decoder"))
-        for name, (shared, spin, stop) in pool_variants.items()
-        if not shared
-    }
+    # every other session is made first, then the global pool (sized like the runtime's).
     ort.set_global_thread_pool_sizes(cores, 1)
-    pairs["one shared pool"] = (session("encoder", shared=True), session("decoder", shared=True))
+    pairs["ONNX Runtime global pool"] = pair(shared=True)
     pool_runs: dict[str, Any] = {}
-    for batch in batches:
+    for batch in [b for b in batches if b <= 512]:
         x = feeds("encoder", batch)
 
         def reconstruct(enc: Any, dec: Any, x: dict[str, np.ndarray] = x) -> object:
-            mu, _ = enc.run(None, x)
+            mu, _ = enc.run(["mu", "logvar"], x)
             return dec.run(["x"], {"z": mu})
 
         configs = {name: (lambda e=e, d=d: reconstruct(e, d)) for name, (e, d) in pairs.items()}
         pool_runs[f"reconstruct b{batch}"] = interleaved_p50(configs, rounds, calls_for(batch))
-        print(f"pools   b{batch}: {pool_runs[f'reconstruct b{batch}']}", flush=True)
+        print(f"pools    b{batch}: {pool_runs[f'reconstruct b{batch}']}", flush=True)
     results["pools_p50_ms"] = pool_runs
 
+    results["meta"]["load_average_end"] = machine_info()["load_average"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "session_settings.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "session_settings.md").write_text(markdown(results) + "\n")
@@ -193,15 +202,16 @@ def markdown(results: dict[str, Any]) -> str:
         "# ONNX Runtime session settings, measured",
         "",
         f"{m['cpu']}, {m['physical_cores']} physical cores ({m['logical_cpus']} logical); onnxruntime "
-        f"{m['onnxruntime']}. p50 in ms over {results['rounds']} interleaved rounds. Command: `{m['command']}`.",
+        f"{m['onnxruntime']}. p50 in ms over {results['rounds']} interleaved rounds. Command: `{m['command']}`. "
+        f"Load average (1, 5, 15 min) at the start: {m['load_average']}, at the end: {m['load_average_end']}.",
         "",
         "Session creation (decoder), ms: "
         + ", ".join(f"{k.removeprefix('ORT_')} {v:.1f}" for k, v in results["creation_ms_decoder"].items()),
     ]
     for title, key in (
-        ("Graph optimisation level", "level_p50_ms"),
-        ("Threads and spinning", "threads_p50_ms"),
-        ("Thread pools, encoder + decoder in one process", "pools_p50_ms"),
+        ("Graph optimisation level (1 thread)", "level_p50_ms"),
+        ("Using the cores: intra-op threads and spinning, or the batch split", "parallel_p50_ms"),
+        ("Two sessions in one process: reconstruct (encode, then decode)", "pools_p50_ms"),
     ):
         table = results[key]
         cols = list(next(iter(table.values())))

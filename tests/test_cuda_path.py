@@ -8,6 +8,7 @@ API as documented; none of it has run on a real GPU.
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -20,7 +21,7 @@ import vaegen_infer as vi
 from vaegen_infer import providers
 from vaegen_infer.errors import ProviderError, UsageError
 from vaegen_infer.providers import CPU, CUDA, ProviderRequest, cuda_options
-from vaegen_infer.runners import CudaGraphRunner, CudaRunner, SessionRunner
+from vaegen_infer.runners import CudaGraphRunner, CudaRunner, SessionRunner, SplitRunner
 
 RealSession = ort.InferenceSession
 
@@ -238,7 +239,7 @@ def test_auto_warns_once_and_runs_on_cpu(gpu: type[FakeSession]) -> None:
         a = vi.load("mnist-vae", providers="auto")
         b = vi.load("mnist-vae", providers="auto")
         assert a.provider() == "cpu" and b.provider() == "cpu"
-        assert isinstance(a._runner("decoder"), SessionRunner)
+        assert isinstance(a._runner("decoder"), (SessionRunner, SplitRunner))
     assert [str(w.message) for w in caught] == ["CUDA is not usable here; running on CPU"]
     with pytest.raises(UsageError, match="need the CUDA provider"):
         a.decode_on_device(object())
@@ -271,9 +272,10 @@ def pool(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
 
 def test_per_session_pools_by_default(pool: list[tuple[int, int]]) -> None:
-    opts = providers.session_options(ProviderRequest("cpu", threads=3))
+    opts = providers.session_options(ProviderRequest("cpu", threads=3, parallel="intra-op"))
     assert opts.use_per_session_threads is True
     assert opts.intra_op_num_threads == 3
+    assert providers.session_options(ProviderRequest("cpu", threads=3, parallel="batch")).intra_op_num_threads == 1
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == ("1" if providers.SPINNING else "0")
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert pool == []
@@ -305,3 +307,34 @@ def test_sampling_never_builds_the_encoder() -> None:
     g = vi.load("mnist-vae", providers="cpu")
     g.sample(4, seed=0)
     assert set(g._runners) == {"decoder"}
+
+
+def test_batch_split_matches_one_thread_and_shares_one_worker_pool() -> None:
+    from vaegen_infer import runners
+
+    split = vi.load("mnist-vae", providers="cpu", threads=3)  # three threads even on a 2-core machine
+    alone = vi.load("mnist-vae", providers="cpu", threads=1)
+    z = split.sample_latents(300, seed=0)
+    x = split.decode(z)
+    np.testing.assert_array_equal(x, alone.decode(z))  # each row's arithmetic is unchanged
+    mu, logvar = split.encode(x)
+    ref_mu, ref_logvar = alone.encode(x)
+    np.testing.assert_array_equal(mu, ref_mu)
+    np.testing.assert_array_equal(logvar, ref_logvar)
+    dec = split._runner("decoder")
+    assert isinstance(dec, runners.SplitRunner) and isinstance(alone._runner("decoder"), SessionRunner)
+    assert runners._workers is not None and runners._workers_size >= 2  # one pool for every graph
+
+
+def test_split_chunks_cover_the_batch_once() -> None:
+    from vaegen_infer.runners import SplitRunner
+
+    runner = SplitRunner(object(), parts=2, min_rows=32)
+    assert runner.chunks(63) == [(0, 63)]  # under two chunks: not split
+    for n in (64, 65, 511, 512, 4096, 4097):
+        spans = runner.chunks(n)
+        assert spans[0][0] == 0 and spans[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+        assert all(hi - lo >= 1 for lo, hi in spans) and all(hi - lo >= 32 for lo, hi in spans[:-1])
+    assert len(runner.chunks(4096)) == 8  # about four per thread
+    assert SplitRunner(object(), parts=1, min_rows=32).chunks(4096) == [(0, 4096)]

@@ -139,8 +139,13 @@ def machine_info() -> dict[str, Any]:
                     break
     except OSError:
         pass  # not Linux: platform.processor() is the best there is
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])  # other work on the machine
+    except OSError:
+        load = "unknown"
     return {
         "cpu": cpu,
+        "load_average": load,
         "logical_cpus": os.cpu_count(),
         "physical_cores": physical_cores(),
         "python": platform.python_version(),
@@ -169,6 +174,7 @@ def bench_model(
         "model": model.name,
         "provider": model.provider("decoder"),
         "threads": model.threads(),
+        "cpu_parallel": model.request.parallel,
         "warmup": warmup,
         "budget_s_per_cell": budget_s,
         "repeats": [min_repeats, max_repeats],

@@ -15,8 +15,8 @@ from .bundle import DEFAULT_MODEL, Bundle, open_bundle, verify_file
 from .errors import BundleError, InputError, UsageError
 from .manifest import DECODER_INPUT, DECODER_OUTPUTS, ENCODER_INPUT, ENCODER_OUTPUTS, Attribute, Manifest
 from .priors import Prior, make_prior
-from .providers import ProviderRequest, create_session, session_threads
-from .runners import CudaGraphRunner, CudaRunner, SessionRunner
+from .providers import MIN_ROWS_PER_PART, ProviderRequest, create_session, session_threads, split_parts
+from .runners import CudaGraphRunner, CudaRunner, SessionRunner, SplitRunner
 
 # Rows per session.run call when a request is large: bounds memory (a 4096 x 784 float32 chunk is
 # 12.8 MB) while keeping each call big enough that per-call overhead is negligible.
@@ -98,7 +98,10 @@ class Model:
         session, active = self._new_session(role, data)
         self._check_io(role, session)
         if active == "cpu":
-            return SessionRunner(session)
+            parts = split_parts(self.request)
+            if parts == 1:
+                return SessionRunner(session)
+            return SplitRunner(session, parts, MIN_ROWS_PER_PART)
         if not self.request.cuda_graph:
             return CudaRunner(session, self.request.device_id)
         spec = self.manifest.graph(role)
@@ -385,15 +388,18 @@ def load(
     tf32: bool = False,
     cudnn_conv_algo_search: str = "HEURISTIC",
     cuda_graph: bool = False,
+    parallel: str = "batch",
 ) -> Model:
     """Load a bundle by name (see `vaegen_infer.models()`) or by directory path.
 
     The manifest is validated and every graph's sha256 checked now; ONNX Runtime sessions are
     created on first use. `providers`: "auto" (CUDA if it really runs, else CPU), "cpu" or "cuda".
-    `threads`: CPU intra-op threads (default: physical cores). CUDA only: `device_id`, `tf32`
-    (off by default: results then match the CPU's), `cudnn_conv_algo_search` (HEURISTIC,
-    EXHAUSTIVE or DEFAULT), `cuda_graph` (capture one CUDA graph per batch size; for servers
-    that use a few fixed batch sizes).
+    `threads`: CPU threads (default: physical cores). `parallel`: how the CPU uses them, "batch"
+    (default: a batch of 64 rows or more is cut into chunks that the threads compute at once on
+    one single-threaded session) or "intra-op" (ONNX Runtime's own thread pool). CUDA only:
+    `device_id`, `tf32` (off by default: results then match the CPU's), `cudnn_conv_algo_search`
+    (HEURISTIC, EXHAUSTIVE or DEFAULT), `cuda_graph` (capture one CUDA graph per batch size; for
+    servers that use a few fixed batch sizes).
     """
-    request = ProviderRequest(providers, device_id, threads, tf32, cudnn_conv_algo_search, cuda_graph)
+    request = ProviderRequest(providers, device_id, threads, tf32, cudnn_conv_algo_search, cuda_graph, parallel)
     return Model(open_bundle(model), request)

@@ -35,9 +35,15 @@ _preloaded = False
 # joined) it; None while every session has its own pool.
 _shared_pool_threads: int | None = None
 
-# Spinning policy of per-session pools, chosen by measurement: see session_options.
-SPINNING = True
-STOP_SPINNING_AFTER_RUN = True
+# CPU parallelism, chosen by measurement (see session_options): "batch" runs single-threaded
+# sessions on parts of a batch, one per core (runners.SplitRunner); "intra-op" gives one session
+# ONNX Runtime's own thread pool.
+PARALLEL_CHOICES = ("batch", "intra-op")
+DEFAULT_PARALLEL = "batch"
+MIN_ROWS_PER_PART = 32  # rows per chunk at least: ~2 ms of work, next to ~0.05 ms of hand-off
+# Whether intra-op pool threads busy-wait for work between runs (only the "intra-op" mode has
+# such threads), chosen by measurement: see session_options.
+SPINNING = False
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,7 @@ class ProviderRequest:
     # CUDA graphs: capture each batch size's kernel launches once and replay them; one session and
     # one graph per batch size (see runners.CudaGraphRunner). Only with CUDA.
     cuda_graph: bool = False
+    parallel: str = DEFAULT_PARALLEL  # CPU: see PARALLEL_CHOICES
 
     def __post_init__(self) -> None:
         if self.kind not in PROVIDER_CHOICES:
@@ -65,6 +72,8 @@ class ProviderRequest:
                 f"unknown cudnn_conv_algo_search '{self.cudnn_conv_algo_search}'; "
                 f"choose one of: {', '.join(CONV_ALGO_SEARCH)}"
             )
+        if self.parallel not in PARALLEL_CHOICES:
+            raise UsageError(f"unknown parallel mode '{self.parallel}'; choose one of: {', '.join(PARALLEL_CHOICES)}")
         if self.cuda_graph and self.kind == "cpu":
             raise UsageError("CUDA graphs need the CUDA provider: use providers 'cuda' (or 'auto' on a GPU machine)")
 
@@ -227,24 +236,50 @@ def shared_pool_threads() -> int | None:
 
 
 def session_threads(request: ProviderRequest) -> int:
-    """Intra-op threads a CPU session made for `request` runs on now (0: a foreign pool of unknown size)."""
+    """CPU threads a model loaded with `request` computes on (0: a foreign shared pool, size unknown)."""
     if _shared_pool_threads is not None:
         return _shared_pool_threads
     return request.threads or physical_cores()
 
 
-def session_options(request: ProviderRequest) -> Any:
-    """CPU session settings. Each default below was measured on the 2-core machine this project
-    is benchmarked on (benchmarks/results/session_settings.md, p50 over interleaved rounds):
+def split_parts(request: ProviderRequest) -> int:
+    """How many threads run chunks of a batch on a CPU model's session at once; 1 = no splitting."""
+    if _shared_pool_threads is not None or request.parallel != "batch":
+        return 1
+    return request.threads or physical_cores()
 
-    - Graph optimisation: ORT_ENABLE_ALL. Its layout transformer runs the encoder's convolutions in
-      NCHWc blocks: encoder 2.3x faster than EXTENDED at batch 64 and 512, equal at batch 1; the
-      decoder (Gemm + ConvTranspose, which NCHWc does not cover) is equal at every level. Session
-      creation costs the same at every level (3-8 ms, within noise).
-    - Threads: physical cores (`physical_cores()`), `threads` overrides.
-    - Spinning: see SPINNING and STOP_SPINNING_AFTER_RUN.
-    - One inter-op thread, sequential execution: both graphs are single chains of nodes, there is
-      nothing to run side by side.
+
+def intra_op_threads(request: ProviderRequest) -> int:
+    """ONNX Runtime intra-op threads per session: 1 when batches are split across cores."""
+    return 1 if request.parallel == "batch" else request.threads or physical_cores()
+
+
+def session_options(request: ProviderRequest) -> Any:
+    """CPU session settings, each chosen by measurement on this project's 2-core benchmark
+    machine (`python benchmarks/session_settings.py`; benchmarks/results/session_settings.md has
+    the tables: p50 over 5 interleaved rounds, 1-minute load average 3.7-4.0 from training jobs
+    of another user). The machine was never idle while this was measured: the numbers show what
+    works on a shared machine, and none of them shows the gain of a second free core.
+
+    - Graph optimisation ORT_ENABLE_ALL: its NCHWc layout transformer runs the encoder's
+      convolutions 1.7x faster than EXTENDED at batch 64 and 512 and 1.25x at batch 1; the
+      decoder (Gemm + ConvTranspose, which NCHWc does not cover) is the same at every level.
+      Session creation costs about the same at every level (4-6 ms).
+    - Cores: T = physical cores (`threads` overrides), used by splitting batches of 64 rows or
+      more across T threads on a single-threaded session (runners.SplitRunner), not by ONNX
+      Runtime's intra-op pool. Intra-op threads with spinning (ONNX Runtime's default) ran the
+      decoder 1.7-2.1x slower than one thread at batch 64 to 4096 whenever another process held
+      a core, because each operator waits for its slowest thread; the batch split stayed between
+      14% slower and 5% faster than one thread there (decoder b4096 414 vs 434 ms) and was the
+      fastest of the five variants in 6 of 14 cells.
+    - Single-threaded sessions have no pool threads, so there is nothing to spin and nothing to
+      oversubscribe: an encoder and a decoder in one process (reconstruct) share the batch
+      split's one worker pool: within 5% of the fastest variant at every batch from 2 to 512,
+      where per-session pools with spinning were up to 2.4x slower.
+    - Spinning (intra-op mode only, `parallel="intra-op"`): off. On, the decoder was 1.6-2.0x
+      slower at batch 64-4096 and only ~0.04 ms faster at batch 1; stopping it after each run
+      (`session.force_spinning_stop`) helped only with two sessions in turn, less than off.
+    - One inter-op thread, sequential execution: both graphs are single chains of nodes.
     """
     import onnxruntime as ort
 
@@ -256,10 +291,8 @@ def session_options(request: ProviderRequest) -> Any:
     if _shared_pool_threads is not None:
         opts.use_per_session_threads = False  # the process-wide pool; see share_thread_pool
         return opts
-    opts.intra_op_num_threads = request.threads or physical_cores()
+    opts.intra_op_num_threads = intra_op_threads(request)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPINNING else "0")
-    if SPINNING and STOP_SPINNING_AFTER_RUN:
-        opts.add_session_config_entry("session.force_spinning_stop", "1")
     return opts
 
 

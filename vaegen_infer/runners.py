@@ -1,6 +1,10 @@
 """How one graph's session is run, by provider.
 
 - CPU: `session.run` on numpy arrays. The output arrays ONNX Runtime returns are used as they are.
+- CPU, batch-parallel (`SplitRunner`): one single-threaded session; a large batch is cut into
+  chunks that threads take one after another, computing at once, on one process-wide pool of
+  worker threads shared by every session. Chosen over ONNX Runtime's intra-op threads by
+  measurement (see providers.session_options).
 - CUDA: I/O binding. Host arrays are copied to the device once, outputs are allocated on the
   device and copied back once; `run_device` takes and returns `onnxruntime.OrtValue`s that stay
   on the GPU, so an application can chain graphs (or feed a GPU pipeline) without host copies.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +45,85 @@ class SessionRunner:
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(list(outputs), dict(feeds))
+
+    def run_device(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
+        raise UsageError("device-resident inputs need the CUDA provider; this model runs on the CPU")
+
+
+# One pool of worker threads for the whole process, shared by every SplitRunner (the encoder and
+# decoder of a model, and every model loaded): at most `cores - 1` workers plus the calling
+# thread compute at once, whatever the number of sessions. Grown, never shrunk, if a later model
+# asks for more parts.
+_workers: ThreadPoolExecutor | None = None
+_workers_size = 0
+_workers_lock = threading.Lock()
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    global _workers, _workers_size
+    with _workers_lock:
+        if _workers is None or _workers_size < size:
+            old = _workers
+            _workers = ThreadPoolExecutor(max_workers=size, thread_name_prefix="vaegen-infer")
+            _workers_size = size
+            if old is not None:
+                old.shutdown(wait=False)  # running parts finish; new ones go to the bigger pool
+        return _workers
+
+
+class SplitRunner:
+    """CPU, batch-parallel: one single-threaded session, run on chunks of a batch by `parts` threads.
+
+    A batch of n rows is cut into contiguous chunks of at least `min_rows` rows, about four per
+    thread; the calling thread and `parts - 1` workers of the shared pool take chunks one after
+    another until none is left. ONNX Runtime's `run` is thread-safe and releases the GIL, so the
+    chunks compute in parallel on one session (no extra copy of the weights). Taking chunks as
+    they come, rather than one fixed half per thread, keeps every thread busy when one core is
+    also serving another process: a fixed half on the busy core would make the whole call wait.
+    Batches under two chunks run on the calling thread alone.
+    """
+
+    provider = "cpu"
+
+    def __init__(self, session: Any, parts: int, min_rows: int) -> None:
+        self.session = session
+        self.parts = max(1, parts)
+        self.min_rows = max(1, min_rows)
+
+    def chunks(self, n: int) -> list[tuple[int, int]]:
+        """[start, stop) row ranges for a batch of n rows; one range when n is too small to split."""
+        if self.parts == 1 or n < 2 * self.min_rows:
+            return [(0, n)]
+        size = max(self.min_rows, -(-n // (4 * self.parts)))  # ceil: about 4 chunks per thread
+        return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        ((name, array),) = feeds.items()  # our graphs have one input, batch on axis 0
+        names = list(outputs)
+        spans = self.chunks(int(array.shape[0]))
+        if len(spans) == 1:
+            return self.session.run(names, {name: array})
+        results: list[list[np.ndarray] | None] = [None] * len(spans)
+        taken = iter(range(len(spans)))
+        lock = threading.Lock()
+
+        def work() -> None:
+            while True:
+                with lock:
+                    i = next(taken, None)
+                if i is None:
+                    return
+                lo, hi = spans[i]
+                results[i] = self.session.run(names, {name: array[lo:hi]})
+
+        helpers = min(self.parts, len(spans)) - 1
+        pool = _pool(self.parts - 1)
+        futures = [pool.submit(work) for _ in range(helpers)]
+        work()
+        for f in futures:
+            f.result()  # re-raises a worker's exception here
+        # (n, ...) per output: one copy of the outputs, small next to the compute at every size measured
+        return [np.concatenate([r[j] for r in results if r is not None]) for j in range(len(names))]
 
     def run_device(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
         raise UsageError("device-resident inputs need the CUDA provider; this model runs on the CPU")
