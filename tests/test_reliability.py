@@ -294,3 +294,55 @@ def test_first_use_from_many_threads_creates_each_session_once() -> None:
     for t in threads:
         t.join()
     assert len(set(seen)) == 1
+
+
+# -- large requests -----------------------------------------------------------------------------------
+
+
+def test_a_hundred_thousand_samples_stream_to_npy_in_bounded_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "big.npy"
+    # VmHWM is this process's own peak; getrusage's ru_maxrss would carry over the peak of the
+    # forking pytest process, which Linux keeps across exec.
+    code = (
+        "from vaegen_infer.cli import main\n"
+        "try:\n"
+        f"    main(['sample', '--n', '100000', '--format', 'npy', '--seed', '0', '-o', {str(out)!r}])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+        "print('PEAK_KB', hwm)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    peak_mb = int(proc.stdout.split("PEAK_KB")[1]) / 1024
+    assert peak_mb < 400, peak_mb
+    arr = np.load(out, mmap_mode="r")
+    assert arr.shape == (100_000, 1, 28, 28) and arr.dtype == np.float32
+    # The stream holds the very images an in-memory call gives for the same seed.
+    np.testing.assert_array_equal(arr[:3000], vi.load("mnist-vae", providers="cpu").sample(3000, seed=0))
+    assert float(arr[-1000:].max()) <= 1.0 and float(arr[-1000:].min()) >= 0.0
+
+
+def test_streaming_matches_one_batch_for_a_mixture_prior() -> None:
+    g = vi.load("mnist-aae", providers="cpu")
+    streamed = np.concatenate(list(g.iter_samples(300, seed=5, label=4, chunk=64)))
+    np.testing.assert_array_equal(streamed, g.sample(300, seed=5, label=4))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sample", "--n", "20000"], "do not fit in one picture"),
+        (["sample", "--format", "npy", "-o", "x.png"], "writes a .npy file"),
+        (["sample", "-o", "x.npy", "--format", "png"], "needs --format npy"),
+        (["sample", "--format", "tiff"], "'tiff' is not one of png, npy"),
+    ],
+)
+def test_sample_format_errors(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args)
+    _assert_one_line_failure(result, 2, message)
+    assert list(tmp_path.iterdir()) == []

@@ -74,3 +74,28 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
 def save_json(path: str | os.PathLike[str], data: Any) -> Path:
     text = json.dumps(data, indent=2) + "\n"
     return write_bytes(path, lambda fh: fh.write(text.encode("utf-8")))
+
+
+def save_npy_stream(
+    path: str | os.PathLike[str],
+    shape: tuple[int, ...],
+    blocks: Iterator[np.ndarray],
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Write a float32 .npy of `shape` from blocks along the first axis, never holding more than
+    one block: the header first, then each block's bytes. Atomic like every other output."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    with atomic_open(path) as fh:
+        np.lib.format.write_array_header_2_0(fh, header)
+        rows = 0
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype=np.float32)
+            if block.shape[1:] != shape[1:]:
+                raise VaegenError(f"internal error: block of shape {block.shape} in an array of shape {shape}")
+            fh.write(block.tobytes())
+            rows += len(block)
+            if progress is not None:
+                progress(len(block))
+        if rows != shape[0]:
+            raise VaegenError(f"internal error: wrote {rows} rows of {shape[0]}")
+    return Path(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,12 @@ from .runners import CudaGraphRunner, CudaRunner, SessionRunner, SplitRunner
 # Rows per session.run call when a request is large: bounds memory (a 4096 x 784 float32 chunk is
 # 12.8 MB) while keeping each call big enough that per-call overhead is negligible.
 DEFAULT_CHUNK = 4096
+# Codes per prior draw. Fixed, so that the stream of random numbers, and so every image, depends
+# on the seed alone and not on how the caller batches or streams the request.
+DRAW_CHUNK = 65_536
 MAX_SAMPLES = 10_000_000
+_F32 = np.dtype(np.float32)
+_IMAGES = [DECODER_OUTPUTS[0]]  # the decoder output decode() asks for; ONNX Runtime does not modify it
 
 
 class Model:
@@ -153,7 +158,7 @@ class Model:
         z = self._check_latents(z)
         runner = self._runner("decoder")
         if z.shape[0] <= chunk:  # one call: hand back ONNX Runtime's own array, no copy
-            return runner.run([DECODER_OUTPUTS[0]], {DECODER_INPUT: z})[0]
+            return runner.run(_IMAGES, {DECODER_INPUT: z})[0]
         out = np.empty((z.shape[0], *self.image_shape), dtype=np.float32)
         for start in range(0, z.shape[0], chunk):
             part = z[start : start + chunk]
@@ -198,12 +203,30 @@ class Model:
         mu, logvar = self._runner("encoder").run_device(list(ENCODER_OUTPUTS), {ENCODER_INPUT: images})
         return mu, logvar
 
+    def iter_latents(self, n: int, seed: int | None = None, label: int | str | None = None) -> Iterator[np.ndarray]:
+        """Draw n codes from the bundle's prior in blocks of up to DRAW_CHUNK rows, (m, D) each;
+        with `label`, from that class's region. Every sampling path draws through here, so a seed
+        gives the same codes whether they are taken at once or streamed."""
+        n = check_count(n)
+        index = None if label is None else self.label_index(label)
+        rng = np.random.default_rng(seed)
+        for start in range(0, n, DRAW_CHUNK):
+            m = min(DRAW_CHUNK, n - start)
+            labels = None if index is None else np.full(m, index, dtype=np.int64)
+            yield self.prior.sample(m, rng, labels)
+
     def sample_latents(self, n: int, seed: int | None = None, label: int | str | None = None) -> np.ndarray:
         """Draw n codes (n, D) from the bundle's prior; with `label`, from that class's region."""
-        n = check_count(n)
-        rng = np.random.default_rng(seed)
-        labels = None if label is None else np.full(n, self.label_index(label), dtype=np.int64)
-        return self.prior.sample(n, rng, labels)
+        return np.concatenate(list(self.iter_latents(n, seed, label)))
+
+    def iter_samples(
+        self, n: int, seed: int | None = None, label: int | str | None = None, chunk: int = DEFAULT_CHUNK
+    ) -> Iterator[np.ndarray]:
+        """Generate n images as blocks of up to `chunk` images (m, C, H, W): memory stays bounded
+        however large n is. Concatenated, the blocks equal `sample(n, seed, label)`."""
+        for z in self.iter_latents(n, seed, label):
+            for start in range(0, len(z), chunk):
+                yield self.decode(z[start : start + chunk], chunk=chunk)
 
     def sample(
         self, n: int, seed: int | None = None, label: int | str | None = None, chunk: int = DEFAULT_CHUNK
@@ -331,6 +354,17 @@ class Model:
 
     # -- input checks ---------------------------------------------------------------------------
     def _check_latents(self, z: np.ndarray) -> np.ndarray:
+        if (  # the common case, float32 (N, D) as sample_latents makes it: ~2 us instead of ~3.5
+            type(z) is np.ndarray
+            and z.dtype == _F32
+            and z.ndim == 2
+            and z.shape[0] > 0
+            and z.shape[1] == self.latent_dim
+            and z.flags.c_contiguous
+        ):
+            if not np.isfinite(z).all():
+                raise InputError("latent codes contain NaN or infinity")
+            return z
         z = np.asarray(z)
         if z.dtype == object or not np.issubdtype(z.dtype, np.number):
             raise InputError(f"latent codes must be numbers, got dtype {z.dtype}")
