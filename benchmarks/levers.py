@@ -99,6 +99,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=80)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", default=None, help="Run these variants only (results are merged).")
+    parser.add_argument("--rescore", action="store_true", help="Score the existing runs again, no training.")
     parser.add_argument("--score", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.score is not None:
@@ -110,10 +111,16 @@ def main() -> None:
         raise SystemExit(f"error: unknown variants {unknown}; known: {', '.join(VARIANTS)}")
     out_json = ROOT / "benchmarks" / "results" / "levers.json"
     results = json.loads(out_json.read_text()) if out_json.exists() else {}
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {n: pool.submit(train_and_score, n, VARIANTS[n][1], args.epochs) for n in names}
-        for n, fut in futures.items():
-            results[n] = fut.result()
+    if args.rescore:
+        for n in names:
+            if n in results and (RUNS / n / "bundle" / "model.json").is_file():
+                results[n].update(score(RUNS / n / "bundle"))
+                print(f"{n}: {results[n]}", flush=True)
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {n: pool.submit(train_and_score, n, VARIANTS[n][1], args.epochs) for n in names}
+            for n, fut in futures.items():
+                results[n] = fut.result()
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2) + "\n")
     write_table(results)
