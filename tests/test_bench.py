@@ -80,10 +80,10 @@ def test_latency_benchmark_writes_its_results(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     data = json.loads((tmp_path / "latency.json").read_text())
     engines = {t["engine"] for t in data["timings"]}
-    assert engines == {"vaegen-infer", "onnxruntime-default", "torch-eager"}
+    assert engines == {"vaegen-infer", "onnxruntime-default", "torch-eager", "torch-eager-1t"}
     assert {t["batch"] for t in data["timings"]} == {1, 8}
     assert data["gemm"]["gflops"] > 0 and data["flops_per_item"]["decoder"] == 5_025_792
-    assert {r["peer"] for r in data["ratios"]} == {"onnxruntime-default", "torch-eager"}
+    assert {r["peer"] for r in data["ratios"]} == {"onnxruntime-default", "torch-eager", "torch-eager-1t"}
     assert data["end_to_end"]["vaegen-infer"]["peak_rss_mb_median"] > 0
     assert data["end_to_end"]["torch-script"]["wall_s_median"] > 0
     assert {g["met"] for g in data["goals"]} <= {True, False} and len(data["goals"]) == 4

@@ -103,10 +103,11 @@ class SplitRunner:
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         ((name, array),) = feeds.items()  # our graphs have one input, batch on axis 0
+        n = int(array.shape[0])
+        if self.parts == 1 or n < 2 * self.min_rows:  # small batch: straight through, nothing copied
+            return self.session.run(outputs, feeds)
         names = list(outputs)
-        spans = self.chunks(int(array.shape[0]))
-        if len(spans) == 1:
-            return self.session.run(names, {name: array})
+        spans = self.chunks(n)
         results: list[list[np.ndarray] | None] = [None] * len(spans)
         taken = iter(range(len(spans)))
         lock = threading.Lock()
