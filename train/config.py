@@ -47,6 +47,7 @@ class TrainConfig:
     binarize: str = "none"  # none: BCE on grey levels; dynamic: fresh Bernoulli draw every batch
     shift: float = 0.0  # augmentation: random shifts of up to this many pixels
     rotate: float = 0.0  # augmentation: random rotations of up to this many degrees
+    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     keep: str = "best"  # best: weights with the best validation ELBO (early stopping); last: final epoch
     iw_samples: int = 1  # importance samples per image: 1 = the ELBO, K > 1 = the IWAE bound
     seed: int = 0

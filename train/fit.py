@@ -134,6 +134,8 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
     history: list[dict[str, Any]] = []
     best: dict[str, Any] = {"elbo": -math.inf}
     best_state = copy.deepcopy(model.state_dict())
+    # Exponential moving average of the weights (Polyak averaging): smoother, less overfit weights.
+    ema = copy.deepcopy(model) if tcfg.ema > 0 else None
     started = time.time()
     bar = tqdm(range(tcfg.epochs), desc="fit", unit="epoch", disable=quiet, dynamic_ncols=True)
     step = 0
@@ -162,12 +164,17 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             opt.step()
             if sched is not None:
                 sched.step()
+            if ema is not None:
+                with torch.no_grad():  # shadow weights: ema = d * ema + (1 - d) * current
+                    for e, p in zip(ema.parameters(), model.parameters()):
+                        e.lerp_(p, 1.0 - tcfg.ema)
             step += 1
             sums["loss"] += loss.item() * len(idx)
             sums["rec"] += rec.item() * len(idx)
             sums["kl"] += kl.item() * len(idx)
         n = len(x_train)
-        val = evaluate_elbo(model, x_val)
+        judged = ema if ema is not None else model  # with EMA, the averaged weights are what ships
+        val = evaluate_elbo(judged, x_val)
         record = {
             "epoch": epoch + 1,
             "loss": sums["loss"] / n,
@@ -182,7 +189,7 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         # Early stopping by selection: keep the weights with the best validation ELBO at full beta.
         if tcfg.keep == "last" or (beta >= tcfg.beta and val["elbo"] > best["elbo"]):
             best = {**val, "epoch": epoch + 1}
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(judged.state_dict())
         bar.set_postfix(
             loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
             val_elbo=f"{val['elbo']:.1f}",
