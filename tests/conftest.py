@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -8,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
+# Latent size of the shipped mnist-vae, read from its manifest so tests follow a retrained bundle.
+VAE_DIM: int = json.loads((ROOT / "exported" / "mnist-vae" / "model.json").read_text())["latent_dim"]
 if str(ROOT) not in sys.path:  # `train` runs from the checkout, it is not installed
     sys.path.insert(0, str(ROOT))
 

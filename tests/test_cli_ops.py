@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from vaegen_infer.cli import app
 from vaegen_infer.datasets import load_idx_dir
 
-from .conftest import MNIST_DIR
+from .conftest import MNIST_DIR, VAE_DIM
 
 runner = CliRunner()
 
@@ -42,12 +42,12 @@ def digit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_encode_to_npy_and_json_then_decode(digit_dir: Path, tmp_path: Path) -> None:
     code, out, _ = run("encode", digit_dir, "-o", tmp_path / "z.npy")
-    assert code == 0 and "6 codes of 16 dimensions" in out
+    assert code == 0 and f"6 codes of {VAE_DIM} dimensions" in out
     z = np.load(tmp_path / "z.npy")
-    assert z.shape == (6, 16) and z.dtype == np.float32
+    assert z.shape == (6, VAE_DIM) and z.dtype == np.float32
     code, _, _ = run("encode", digit_dir / "d0.png", digit_dir / "d1.png", "-o", tmp_path / "z.json")
     data = json.loads((tmp_path / "z.json").read_text())
-    assert data["model"] == "mnist-vae" and len(data["mu"]) == 2 and len(data["logvar"][0]) == 16
+    assert data["model"] == "mnist-vae" and len(data["mu"]) == 2 and len(data["logvar"][0]) == VAE_DIM
     np.testing.assert_allclose(np.array(data["mu"]), z[:2], atol=1e-6)
     for src in ("z.npy", "z.json"):
         code, _, err = run("decode", tmp_path / src, "-o", tmp_path / f"{src}.png", "--scale", "1")
@@ -123,7 +123,7 @@ def _bad_npy(tmp_path: Path, name: str, arr: np.ndarray, allow_pickle: bool = Fa
     ("case", "code", "message"),
     [
         ("unreadable-image", 1, "bad.png is not an image"),
-        ("latent-width", 1, "shape (N, 16)"),
+        ("latent-width", 1, f"shape (N, {VAE_DIM})"),
         ("latent-nan", 1, "NaN"),
         ("latent-inf", 1, "NaN or infinity"),
         ("latent-object", 1, "Python objects"),
@@ -149,8 +149,8 @@ def test_bad_input_one_line_no_traceback_no_output(
     args = {
         "unreadable-image": ["reconstruct", d0, tmp_path / "bad.png", "-o", out],
         "latent-width": ["decode", _bad_npy(tmp_path, "w", np.zeros((2, 5), np.float32)), "-o", out],
-        "latent-nan": ["decode", _bad_npy(tmp_path, "nan", np.full((2, 16), np.nan, np.float32)), "-o", out],
-        "latent-inf": ["decode", _bad_npy(tmp_path, "inf", np.full((2, 16), np.inf, np.float32)), "-o", out],
+        "latent-nan": ["decode", _bad_npy(tmp_path, "nan", np.full((2, VAE_DIM), np.nan, np.float32)), "-o", out],
+        "latent-inf": ["decode", _bad_npy(tmp_path, "inf", np.full((2, VAE_DIM), np.inf, np.float32)), "-o", out],
         "latent-object": ["decode", _bad_npy(tmp_path, "obj", np.array([{"a": 1}], dtype=object), True), "-o", out],
         "latent-json": ["decode", tmp_path / "z.json", "-o", out],
         "unknown-attribute": ["shift", d0, "--attribute", "smiling", "-o", out],

@@ -23,6 +23,8 @@ from vaegen_infer.errors import ProviderError, UsageError
 from vaegen_infer.providers import CPU, CUDA, ProviderRequest, cuda_options
 from vaegen_infer.runners import CudaGraphRunner, CudaRunner, SessionRunner, SplitRunner
 
+from .conftest import VAE_DIM
+
 RealSession = ort.InferenceSession
 
 
@@ -182,7 +184,7 @@ def test_cuda_runs_through_io_binding(gpu: type[FakeSession]) -> None:
     assert session.bound_runs == 1 and session.plain_runs == 0
     np.testing.assert_allclose(x, cpu_reference(z), atol=1e-6)
     mu, logvar = g.encode(x)
-    assert mu.shape == logvar.shape == (5, 16)
+    assert mu.shape == logvar.shape == (5, VAE_DIM)
     assert "encoder" in g._runners  # created only now, when first needed
 
 
@@ -229,7 +231,7 @@ def test_cuda_demanded_but_not_active_fails(gpu: type[FakeSession]) -> None:
     gpu.gpu = False  # the session came up on CPU: libraries missing, or no device
     g = vi.load("mnist-vae", providers="cuda")
     with pytest.raises(ProviderError, match="running on CPU"):
-        g.decode(np.zeros((1, 16), np.float32))
+        g.decode(np.zeros((1, VAE_DIM), np.float32))
 
 
 def test_auto_warns_once_and_runs_on_cpu(gpu: type[FakeSession]) -> None:
@@ -249,14 +251,14 @@ def test_preload_dlls_only_for_pip_installed_cuda(gpu: type[FakeSession], monkey
     calls: list[int] = []
     monkeypatch.setattr(ort, "preload_dlls", lambda: calls.append(1), raising=False)
     monkeypatch.setattr(providers, "_preloaded", False)
-    vi.load("mnist-vae", providers="cuda").decode(np.zeros((1, 16), np.float32))
+    vi.load("mnist-vae", providers="cuda").decode(np.zeros((1, VAE_DIM), np.float32))
     assert calls == []  # system CUDA: the loader finds it
     monkeypatch.setattr(providers, "cuda_libraries_from_pip", lambda: True)
     g = vi.load("mnist-vae", providers="cuda")
-    g.decode(np.zeros((1, 16), np.float32))
+    g.decode(np.zeros((1, VAE_DIM), np.float32))
     g.encode(np.zeros((1, 1, 28, 28), np.float32))
     assert calls == [1]  # the `cuda` extra's wheels: preloaded once per process
-    vi.load("mnist-vae", providers="cpu").decode(np.zeros((1, 16), np.float32))
+    vi.load("mnist-vae", providers="cpu").decode(np.zeros((1, VAE_DIM), np.float32))
     assert calls == [1]
 
 

@@ -11,7 +11,7 @@ import vaegen_infer as vi
 from vaegen_infer.datasets import load_idx_dir
 from vaegen_infer.errors import InputError, UsageError
 
-from .conftest import MNIST_DIR
+from .conftest import MNIST_DIR, VAE_DIM
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +70,9 @@ def test_interpolation_endpoints_are_the_reconstructions(vae: vi.Model, digits) 
 
 
 def test_interpolation_accepts_codes(vae: vi.Model) -> None:
-    za, zb = np.zeros(16, np.float32), np.ones(16, np.float32)
+    za, zb = np.zeros(VAE_DIM, np.float32), np.ones(VAE_DIM, np.float32)
     frames = vae.interpolate(za, zb, steps=3, method="lerp")
-    np.testing.assert_allclose(frames[1], vae.decode(np.full((1, 16), 0.5, np.float32))[0], atol=1e-6)
+    np.testing.assert_allclose(frames[1], vae.decode(np.full((1, VAE_DIM), 0.5, np.float32))[0], atol=1e-6)
     with pytest.raises(InputError, match="anchor"):
         vae.interpolate(np.zeros(5), zb)
 
@@ -106,7 +106,7 @@ def test_unknown_attribute_lists_the_valid_ones(vae: vi.Model) -> None:
 def test_traverse_grid_shape_and_centre(vae: vi.Model, digits) -> None:  # type: ignore[no-untyped-def]
     tiles = vae.traverse(None, dims=[0, 3], span=2.0, steps=5)
     assert tiles.shape == (2, 5, 1, 28, 28)
-    centre = vae.decode(np.zeros((1, 16), np.float32))[0]
+    centre = vae.decode(np.zeros((1, VAE_DIM), np.float32))[0]
     np.testing.assert_allclose(tiles[:, 2], np.stack([centre, centre]), atol=1e-6)
     # Around an image: the other dimensions keep the image's mu, the varied one takes -3, 0, +3 sd.
     x = digits[0][0]
@@ -119,13 +119,14 @@ def test_traverse_grid_shape_and_centre(vae: vi.Model, digits) -> None:  # type:
 def test_default_traversal_orders_dimensions_by_kl(vae: vi.Model) -> None:
     kl = np.array(vae.manifest.latent_stats["kl_per_dim"])
     order = vae.dims_by_importance()
-    assert sorted(order) == list(range(16))
+    assert sorted(order) == list(range(VAE_DIM))
     assert list(kl[order]) == sorted(kl, reverse=True)
     assert vae.traverse(steps=3).shape == (8, 3, 1, 28, 28)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"), [({"span": -1.0}, "span"), ({"steps": 1}, "steps"), ({"dims": [16]}, "0-15")]
+    ("kwargs", "message"),
+    [({"span": -1.0}, "span"), ({"steps": 1}, "steps"), ({"dims": [VAE_DIM]}, f"0-{VAE_DIM - 1}")],
 )
 def test_traverse_rejects_bad_arguments(vae: vi.Model, kwargs: dict, message: str) -> None:
     with pytest.raises(UsageError, match=message):

@@ -20,6 +20,8 @@ from vaegen_infer.cli import app
 from vaegen_infer.errors import VaegenError
 from vaegen_infer.io import atomic_open
 
+from .conftest import VAE_DIM
+
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "exported" / "mnist-vae"
 runner = CliRunner()
@@ -139,8 +141,8 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], int, str]]:
     (d / "adir.png").mkdir()  # a directory named like an output file
     np.save(d / "unicode.npy", np.array([["a"] * 16]))
     np.save(d / "three-d.npy", np.zeros((2, 4, 16), np.float32))
-    np.save(d / "nan.npy", np.full((1, 16), np.nan, np.float32))
-    np.save(d / "inf.npy", np.full((1, 16), -np.inf, np.float32))
+    np.save(d / "nan.npy", np.full((1, VAE_DIM), np.nan, np.float32))
+    np.save(d / "inf.npy", np.full((1, VAE_DIM), -np.inf, np.float32))
     np.save(d / "object.npy", np.array([None, 1], dtype=object), allow_pickle=True)
     np.save(d / "width.npy", np.zeros((3, 15), np.float32))
     (d / "trunc.npy").write_bytes((d / "width.npy").read_bytes()[:60])
@@ -189,7 +191,7 @@ def _cases(tmp: Path) -> dict[str, tuple[list[str], int, str]]:
         "npy-nan": (["decode", str(d / "nan.npy"), "-o", out], 1, "NaN or infinity"),
         "npy-inf": (["decode", str(d / "inf.npy"), "-o", out], 1, "NaN or infinity"),
         "npy-object": (["decode", str(d / "object.npy"), "-o", out], 1, "Python objects"),
-        "npy-width": (["decode", str(d / "width.npy"), "-o", out], 1, "shape (N, 16)"),
+        "npy-width": (["decode", str(d / "width.npy"), "-o", out], 1, f"shape (N, {VAE_DIM})"),
         "npy-truncated": (["decode", str(d / "trunc.npy"), "-o", out], 1, "not a readable .npy"),
         "json-malformed": (["decode", str(d / "bad.json"), "-o", out], 1, "not valid JSON"),
         "json-no-codes": (["decode", str(d / "nomu.json"), "-o", out], 1, "'mu' or 'z'"),

@@ -11,6 +11,8 @@ import pytest
 import vaegen_infer as vi
 from vaegen_infer.errors import BundleError, InputError, UsageError
 
+from .conftest import VAE_DIM
+
 SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "mnist-vae"
 
 
@@ -66,10 +68,10 @@ def test_the_cpu_provider_is_reported(vae: vi.Model) -> None:
     ("z", "message"),
     [
         (np.zeros((2, 3), np.float32), "shape"),
-        (np.full((1, 16), np.nan, np.float32), "NaN"),
-        (np.full((1, 16), np.inf, np.float32), "NaN or infinity"),
+        (np.full((1, VAE_DIM), np.nan, np.float32), "NaN"),
+        (np.full((1, VAE_DIM), np.inf, np.float32), "NaN or infinity"),
         (np.array([["a"] * 16]), "numbers"),
-        (np.zeros((0, 16), np.float32), "N = 0"),
+        (np.zeros((0, VAE_DIM), np.float32), "N = 0"),
     ],
 )
 def test_decode_rejects_bad_latents(vae: vi.Model, z: np.ndarray, message: str) -> None:

@@ -1,0 +1,119 @@
+"""The quality measures of train/evaluate.py against answers known in closed form."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tqdm")
+from train.evaluate import active_units, iwae, parzen_log_likelihood
+
+
+class _Prior:
+    name = "gaussian"
+
+    def params(self) -> dict[str, Any]:
+        return {"scale": 1.0}
+
+
+class _OnePixel:
+    """A 1-D latent, 1-pixel model: q(z | x) = N(mu, exp(logvar)), p(x = 1 | z) = sigmoid(z).
+
+    With p(z) = N(0, 1), p(x = 1) = E[sigmoid(z)] = 1/2 exactly (sigmoid(z) + sigmoid(-z) = 1), so
+    every bound has a known target, log 1/2.
+    """
+
+    prior = _Prior()
+    name = "one-pixel"
+
+    def __init__(self, mu: float, logvar: float) -> None:
+        self.mu, self.logvar = mu, logvar
+
+    def encode(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(x)
+        return np.full((n, 1), self.mu, np.float32), np.full((n, 1), self.logvar, np.float32)
+
+    def decode_logits(self, z: np.ndarray) -> np.ndarray:
+        return z.reshape(-1, 1, 1, 1)  # (M, C=1, H=1, W=1): the logit is z itself
+
+
+def _ones(n: int) -> np.ndarray:
+    return np.ones((n, 1, 1, 1), np.float32)
+
+
+def test_posterior_equal_to_prior_gives_the_exact_likelihood_for_any_k() -> None:
+    """q = p and a decoder that ignores z: every importance weight equals p(x), so the bound is exact."""
+
+    class Constant(_OnePixel):
+        def decode_logits(self, z: np.ndarray) -> np.ndarray:
+            return np.full((len(z), 1, 1, 2), [0.7, -1.3], np.float32)
+
+    x = np.array([[[[1.0, 0.0]]], [[[0.0, 1.0]]]], np.float32)  # (2, 1, 1, 2)
+    softplus = lambda v: math.log1p(math.exp(v))  # noqa: E731
+    want = [0.7 - softplus(0.7) - softplus(-1.3), -softplus(0.7) + (-1.3 - softplus(-1.3))]
+    for k in (1, 7, 100):
+        out = iwae(Constant(0.0, 0.0), x, k=k, quiet=True)  # type: ignore[arg-type]
+        np.testing.assert_allclose(out["log_likelihood"], want, atol=1e-6)
+        np.testing.assert_allclose(out["rec"], -np.array(want), atol=1e-6)
+        np.testing.assert_allclose(out["kl"], 0.0, atol=1e-9)
+
+
+def test_bound_tightens_with_k_towards_log_one_half() -> None:
+    """ELBO <= IWAE_k <= log p(x), increasing in k; at k = 1000 the gap is below 0.01 nats."""
+    model = _OnePixel(mu=0.8, logvar=-1.0)  # a deliberately poor posterior, so the gap is visible
+    x = _ones(400)
+    means = {k: float(iwae(model, x, k=k, quiet=True)["log_likelihood"].mean()) for k in (1, 10, 1000)}  # type: ignore[arg-type]
+    assert means[1] < means[10] < means[1000] <= math.log(0.5) + 1e-3
+    assert math.log(0.5) - means[1000] < 0.01
+    assert math.log(0.5) - means[1] > 0.05  # the one-sample bound is visibly loose for this q
+
+
+def test_kl_term_matches_the_closed_form() -> None:
+    mu, logvar = 0.8, -1.0
+    out = iwae(_OnePixel(mu, logvar), _ones(3), k=5, quiet=True)  # type: ignore[arg-type]
+    want = 0.5 * (math.exp(logvar) + mu**2 - 1 - logvar)
+    np.testing.assert_allclose(out["kl"], want, rtol=1e-6)  # mu, logvar arrive as float32
+
+
+def test_same_seed_same_numbers() -> None:
+    model = _OnePixel(mu=0.3, logvar=-0.5)
+    a = iwae(model, _ones(50), k=20, seed=3, quiet=True)["log_likelihood"]  # type: ignore[arg-type]
+    b = iwae(model, _ones(50), k=20, seed=3, quiet=True)["log_likelihood"]  # type: ignore[arg-type]
+    c = iwae(model, _ones(50), k=20, seed=4, quiet=True)["log_likelihood"]  # type: ignore[arg-type]
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_batching_does_not_change_the_answer() -> None:
+    """Runs of a few rows and one large run see the same eps stream, image by image."""
+    model = _OnePixel(mu=0.3, logvar=-0.5)
+    small = iwae(model, _ones(9), k=10, rows_per_run=10, quiet=True)["log_likelihood"]  # type: ignore[arg-type]
+    large = iwae(model, _ones(9), k=10, rows_per_run=10_000, quiet=True)["log_likelihood"]  # type: ignore[arg-type]
+    np.testing.assert_allclose(small, large, atol=1e-12)
+
+
+def test_non_gaussian_prior_is_refused() -> None:
+    model = _OnePixel(0.0, 0.0)
+    model.prior = type("P", (), {"name": "mog", "params": lambda self: {}})()  # type: ignore[assignment]
+    with pytest.raises(SystemExit, match="needs a prior with a density"):
+        iwae(model, _ones(2), k=2, quiet=True)  # type: ignore[arg-type]
+
+
+def test_active_units_counts_dimensions_whose_mean_varies() -> None:
+    rng = np.random.default_rng(0)
+    mu = np.zeros((5000, 4))
+    mu[:, 0] = rng.normal(0, 1.0, 5000)  # var 1: active
+    mu[:, 1] = rng.normal(0, 0.2, 5000)  # var 0.04: active
+    mu[:, 2] = rng.normal(0, 0.05, 5000)  # var 0.0025: inactive
+    assert active_units(mu) == 2
+
+
+def test_parzen_with_one_sample_is_a_gaussian_density() -> None:
+    sample = np.zeros((1, 1, 2, 2))
+    x = np.array([[[[0.1, 0.2], [0.0, -0.3]]]])
+    sigma = 0.5
+    want = -(0.01 + 0.04 + 0.09) / (2 * sigma**2) - 2 * math.log(2 * math.pi * sigma**2)
+    np.testing.assert_allclose(parzen_log_likelihood(sample, x, sigma), [want], rtol=1e-12)
