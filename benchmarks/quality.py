@@ -1,6 +1,7 @@
 """Model quality of the shipped bundles and of the pytorch/examples baseline, by one protocol.
 
     python benchmarks/quality.py [--k 1000] [--images 10000] [--baseline-epochs 10 100 300] [--write-manifests]
+                                 [--models NAME ...] [--merge]
 
 VAEs: test NLL by the IWAE bound through the exported ONNX graphs, on the MNIST test set binarised
 once (seed 0), at k importance samples; also at the anchor protocol of DESIGN.md (first 1,000
@@ -76,12 +77,14 @@ def write_manifest_metrics(name: str, result: dict[str, Any]) -> None:
     from vaegen_infer.manifest import MANIFEST_FILE
 
     g = vaegen_infer.load(ROOT / "exported" / name, providers="cpu")
-    metrics = dict(g.manifest.metrics)
+    # Same layout as `python -m train evaluate --write`: the headline protocol's figures at the top level.
+    # The results replace earlier metrics whole, so no figure from an older run survives beside them.
+    metrics: dict[str, Any] = {}
     if "full" in result:
-        metrics["test_nll"] = result["full"]
-        metrics["test_nll_anchor"] = result["anchor"]
+        metrics.update(result["full"])
+        metrics["anchor"] = result["anchor"]
     if "aae" in result:
-        metrics["prior_fit_and_parzen"] = result["aae"]
+        metrics.update(result["aae"])
     metrics["samples"] = result["samples"]
     metrics["measured_by"] = "python benchmarks/quality.py --write-manifests"
     g.manifest.metrics = metrics
@@ -169,12 +172,37 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(SHIPPED), help="shipped bundles to measure")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "mnist")
     parser.add_argument("--write-manifests", action="store_true")
+    parser.add_argument(
+        "--manifests-only",
+        action="store_true",
+        help="write the shipped bundles' model.json from the existing results file, measure nothing",
+    )
+    parser.add_argument(
+        "--merge", action="store_true", help="keep earlier results (same k and images) for models not measured now"
+    )
     args = parser.parse_args()
 
     from vaegen_infer.datasets import load_idx_dir
 
+    if args.manifests_only:
+        stored = json.loads((ROOT / "benchmarks" / "results" / "quality.json").read_text())["results"]
+        for name in args.models:
+            if name in stored:
+                write_manifest_metrics(name, stored[name])
+                print(f"wrote the metrics of {name} to exported/{name}/model.json")
+        return
+
     x_test, y_test = load_idx_dir(args.data, "test")
     results: dict[str, dict[str, Any]] = {}
+    out = ROOT / "benchmarks" / "results"
+    if args.merge and (out / "quality.json").is_file():
+        earlier = json.loads((out / "quality.json").read_text())
+        if (earlier["meta"]["k"], earlier["meta"]["images"]) != (args.k, args.images):
+            raise SystemExit("error: --merge needs the same --k and --images as the earlier results")
+        results.update(earlier["results"])
+        commands = earlier["meta"].get("commands", [earlier["meta"]["command"]])
+    else:
+        commands = []
     for epochs in args.baseline_epochs:
         results[f"recipe, {epochs} epochs"] = measure(baseline_bundle(epochs), x_test, y_test, args.k, args.images)
     for name in args.models:
@@ -184,9 +212,9 @@ def main() -> None:
         results[name] = measure(ROOT / "exported" / name, x_test, y_test, args.k, args.images)
         if args.write_manifests:
             write_manifest_metrics(name, results[name])
-    out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"command": "python " + " ".join(sys.argv), "k": args.k, "images": args.images}
+    command = "python " + " ".join(sys.argv)
+    meta = {"command": command, "commands": [*commands, command], "k": args.k, "images": args.images}
     (out / "quality.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
     text = table(results, args.k, args.images)
     (out / "quality.md").write_text(text)

@@ -51,7 +51,7 @@ def test_manifest_nll_agrees_with_a_fresh_run() -> None:
     from train.evaluate import vae_metrics
     from vaegen_infer.datasets import load_idx_dir
 
-    stored = json.loads((ROOT / "exported" / "mnist-vae" / "model.json").read_text())["metrics"]["test_nll_anchor"]
+    stored = json.loads((ROOT / "exported" / "mnist-vae" / "model.json").read_text())["metrics"]["anchor"]
     x_test, _ = load_idx_dir(MNIST_DIR, "test")
     g = vaegen_infer.load("mnist-vae", providers="cpu")
     fresh = vae_metrics(g, x_test, k=stored["protocol"]["k"], n_images=stored["protocol"]["images"], quiet=True)
