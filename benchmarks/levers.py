@@ -60,6 +60,21 @@ COMBINED: dict[str, tuple[str, str, int]] = {
     ),
 }
 
+# Against overfitting: the shipped model scores 83.8 nats on 500 of its training images and 92.5 on
+# validation (IWAE, k = 200), so regularisers are the next levers. Each row starts from `elbo-fb-ema`
+# (three times faster to train than the IWAE runs) and adds one; the winner then goes on the IWAE run.
+FB_EMA = WINNERS + " --free-bits 0.25 --ema 0.999"
+REGULARISED: dict[str, tuple[str, str, int]] = {
+    "fb-ema-drop-0.1": ("elbo-fb-ema + dropout 0.1", FB_EMA + " --dropout 0.1", 150),
+    "fb-ema-drop-0.2": ("elbo-fb-ema + dropout 0.2", FB_EMA + " --dropout 0.2", 150),
+    "fb-ema-wd-0.05": ("elbo-fb-ema + weight decay 0.05 (AdamW)", FB_EMA + " --weight-decay 0.05", 150),
+    "fb-ema-drop-0.2-wd": (
+        "elbo-fb-ema + dropout 0.2 + weight decay 0.05",
+        FB_EMA + " --dropout 0.2 --weight-decay 0.05",
+        150,
+    ),
+}
+
 
 def train_and_score(name: str, flags: str, epochs: int) -> dict[str, object]:
     run = RUNS / name
@@ -115,6 +130,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", nargs="*", default=None, help="Run these variants only (results are merged).")
     parser.add_argument("--combined", action="store_true", help="Run the combined variants at full length.")
+    parser.add_argument("--regularised", action="store_true", help="Run the regularisation variants.")
     parser.add_argument("--rescore", action="store_true", help="Score the existing runs again, no training.")
     parser.add_argument("--score", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -122,8 +138,9 @@ def main() -> None:
         print(json.dumps(score(args.score)))
         return
     plan = {n: (flags, args.epochs) for n, (_, flags) in VARIANTS.items()}
-    plan.update({n: (flags, epochs) for n, (_, flags, epochs) in COMBINED.items()})
-    names = args.only or list(COMBINED if args.combined else VARIANTS)
+    plan.update({n: (flags, epochs) for n, (_, flags, epochs) in {**COMBINED, **REGULARISED}.items()})
+    group = REGULARISED if args.regularised else COMBINED if args.combined else VARIANTS
+    names = args.only or list(group)
     unknown = [n for n in names if n not in plan]
     if unknown:
         raise SystemExit(f"error: unknown variants {unknown}; known: {', '.join(plan)}")

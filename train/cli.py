@@ -80,6 +80,10 @@ def fit(
     disc_hidden: Annotated[int, typer.Option(min=1, help="AAE: discriminator width.")] = 512,
     keep: Annotated[str, typer.Option(help="VAE: best (on validation ELBO) or last epoch's weights.")] = "best",
     ema: Annotated[float, typer.Option(min=0.0, max=0.99999, help="VAE: weight EMA decay (0 = off).")] = 0.0,
+    dropout: Annotated[
+        float, typer.Option(min=0.0, max=0.9, help="Dropout after each hidden activation while training.")
+    ] = 0.0,
+    weight_decay: Annotated[float, typer.Option(min=0.0, help="VAE: decoupled weight decay (AdamW).")] = 0.0,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=0, help="Torch threads; 0 = physical cores.")] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -99,12 +103,13 @@ def fit(
         channels=_ints(channels), hidden=hidden, activation=activation, blocks=blocks,
         posterior=posterior or ("gaussian" if model == "vae" else "deterministic"),
         prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
+        dropout=dropout,
     )  # fmt: skip
     tcfg = TrainConfig(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
         lr_schedule=lr_schedule, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
-        iw_samples=iw_samples, keep=keep, ema=ema,
+        iw_samples=iw_samples, keep=keep, ema=ema, weight_decay=weight_decay,
         threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction,
     )  # fmt: skip
     if model == "vae":

@@ -23,6 +23,7 @@ class ModelConfig:
     prior_params: dict[str, Any] = field(default_factory=dict)
     conditional: bool = False  # AAE: the discriminator sees the label, class k maps to region k
     disc_hidden: int = 512  # AAE discriminator width (two hidden layers)
+    dropout: float = 0.0  # VAE/AAE: dropout after every hidden activation while training (identity when exported)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -47,6 +48,7 @@ class TrainConfig:
     binarize: str = "none"  # none: BCE on grey levels; dynamic: fresh Bernoulli draw every batch
     shift: float = 0.0  # augmentation: random shifts of up to this many pixels
     rotate: float = 0.0  # augmentation: random rotations of up to this many degrees
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW); 0 = plain Adam
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     keep: str = "best"  # best: weights with the best validation ELBO (early stopping); last: final epoch
     iw_samples: int = 1  # importance samples per image: 1 = the ELBO, K > 1 = the IWAE bound

@@ -111,7 +111,10 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
     """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`."""
     set_seed(tcfg.seed, tcfg.threads)
     model = Autoencoder(mcfg)
-    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    if tcfg.weight_decay > 0:  # decoupled decay (Loshchilov & Hutter): shrinks weights, not the gradient scale
+        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     steps_per_epoch = math.ceil(len(data.x_train) / tcfg.batch_size)
     total_steps = tcfg.epochs * steps_per_epoch
     sched = None

@@ -16,9 +16,14 @@ _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "sil
 
 
 def _act(cfg: ModelConfig) -> nn.Module:
+    """The hidden activation, followed by dropout when the config asks for it (a regulariser against
+    the decoder memorising a small training set; eval mode, and so the exported graph, skips it)."""
     if cfg.activation not in _ACTIVATIONS:
         raise SystemExit(f"error: unknown activation '{cfg.activation}': use one of {', '.join(_ACTIVATIONS)}")
-    return _ACTIVATIONS[cfg.activation]()
+    if not 0.0 <= cfg.dropout < 1.0:
+        raise SystemExit(f"error: dropout must lie in [0, 1), got {cfg.dropout}")
+    act = _ACTIVATIONS[cfg.activation]()
+    return nn.Sequential(act, nn.Dropout(cfg.dropout)) if cfg.dropout > 0 else act
 
 
 def encoder_width(cfg: ModelConfig) -> int:
