@@ -82,3 +82,44 @@ def test_shipped_bundle_matches_pytorch(name: str) -> None:
         assert np.abs(g.decode(z) - want_x).max() <= PARITY_TOL
         assert np.abs(mu - want_mu).max() <= PARITY_TOL
         assert np.abs(lv - want_lv).max() <= PARITY_TOL
+
+
+def test_vamp_prior_trains_and_exports_as_a_gaussian_mixture(tmp_path: Path) -> None:
+    from train import data
+    from train.config import ModelConfig, TrainConfig
+    from train.evaluate import iwae
+    from train.export import export_run
+    from train.fit import fit_vae, load_checkpoint
+
+    split = data.synthetic(n=160)
+    mcfg = ModelConfig(latent_dim=3, channels=(4, 8), hidden=16, prior="vamp", prior_params={"components": 6})
+    tcfg = TrainConfig(data="synthetic", epochs=1, batch_size=32, iw_samples=2, seed=0)
+    fit_vae(mcfg, tcfg, split, tmp_path / "run", quiet=True)
+    model, _ = load_checkpoint(tmp_path / "run")
+    path, _ = export_run(tmp_path / "run", tmp_path / "b")
+    g = vi.load(path, providers="cpu")
+    assert g.prior.name == "gaussian-mixture" and len(g.prior.weights) == 6
+    # the runtime's numpy density is training's torch density
+    z = g.prior.sample(20, np.random.default_rng(0))
+    with torch.no_grad():
+        want = model.log_prior(torch.from_numpy(z).double()).numpy()
+    np.testing.assert_allclose(g.prior.log_density(z), want, rtol=1e-5)  # float32 components
+    out = iwae(g, (split.x_val > 0.5).astype(np.float32), k=20, quiet=True)
+    assert np.isfinite(out["log_likelihood"]).all() and (out["log_likelihood"] < 0).all()
+    assert "kl_per_dim" not in g.manifest.latent_stats  # no per-dimension KL against a mixture
+
+
+def test_export_refuses_a_prior_that_disagrees_with_training() -> None:
+    from train.config import ModelConfig
+    from train.export import check_prior
+    from train.models import Autoencoder
+    from vaegen_infer.priors import GaussianMixturePrior
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(latent_dim=2, channels=(4, 8), hidden=8, prior="vamp", prior_params={"components": 3})
+    model = Autoencoder(cfg)
+    spec = model.prior_spec()
+    check_prior(model, GaussianMixturePrior(2, **spec.params))  # the faithful export passes
+    shifted = {**spec.params, "means": (np.asarray(spec.params["means"]) + 0.5).tolist()}
+    with pytest.raises(ExportError, match="log-density differs"):
+        check_prior(model, GaussianMixturePrior(2, **shifted))

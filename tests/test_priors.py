@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 
 from vaegen_infer.errors import BundleError, UsageError
 from vaegen_infer.manifest import PriorSpec
-from vaegen_infer.priors import PRIORS, GaussianPrior, MixturePrior, SwissRollPrior, UniformPrior, make_prior
+from vaegen_infer.priors import (
+    PRIORS,
+    GaussianMixturePrior,
+    GaussianPrior,
+    MixturePrior,
+    SwissRollPrior,
+    UniformPrior,
+    make_prior,
+)
 
 REGIONAL = [(MixturePrior, 2), (MixturePrior, 6), (SwissRollPrior, 2)]
 
@@ -95,13 +103,54 @@ def test_priors_without_regions_refuse_labels(cls: type) -> None:
 @pytest.mark.parametrize(
     ("spec", "dim", "message"),
     [
-        (PriorSpec("cauchy", {}), 2, "unknown prior 'cauchy'; this vaegen-infer knows: gaussian, mog"),
+        (PriorSpec("cauchy", {}), 2, "unknown prior 'cauchy'; this vaegen-infer knows: gaussian, gaussian-mixture"),
         (PriorSpec("gaussian", {"scale": -1}), 2, "scale"),
         (PriorSpec("gaussian", {"sigma": 1}), 2, "bad parameters"),
         (PriorSpec("swissroll", {}), 3, "2-D"),
         (PriorSpec("mog", {}), 1, "at least 2"),
+        (PriorSpec("gaussian-mixture", {"weights": [0.5, 0.5], "means": [[0.0, 0.0]]}), 2, "'means' must be 2 rows"),
+        (PriorSpec("gaussian-mixture", {"weights": [1.0], "logvars": [[0.0, float("nan")]]}), 2, "finite"),
+        (PriorSpec("gaussian-mixture", {"weights": [-1.0, 2.0]}), 2, "non-negative"),
     ],
 )
 def test_bad_prior_specs(spec: PriorSpec, dim: int, message: str) -> None:
     with pytest.raises(BundleError, match=message):
         make_prior(spec, dim)
+
+
+def _two_bumps() -> GaussianMixturePrior:
+    return GaussianMixturePrior(
+        2, weights=[0.25, 0.75], means=[[-2.0, 0.0], [1.0, 3.0]], logvars=[[0.0, np.log(4.0)], [np.log(0.25), 0.0]]
+    )
+
+
+def test_gaussian_mixture_density_known_values() -> None:
+    p = _two_bumps()
+    z = np.array([[-2.0, 0.0], [1.0, 3.0], [0.0, 1.0]])
+    # by hand: sum_k w_k prod_d N(z_d | m_kd, s_kd^2), s = (1, 2) and (0.5, 1)
+    def normal(x: float, m: float, s: float) -> float:
+        return float(np.exp(-0.5 * ((x - m) / s) ** 2) / (s * np.sqrt(2 * np.pi)))
+
+    want = [
+        np.log(0.25 * normal(a, -2, 1) * normal(b, 0, 2) + 0.75 * normal(a, 1, 0.5) * normal(b, 3, 1)) for a, b in z
+    ]
+    np.testing.assert_allclose(p.log_density(z), want, rtol=1e-12)
+    assert p.log_density(np.zeros((4, 5, 2))).shape == (4, 5)
+
+
+def test_one_component_mixture_is_the_gaussian_prior() -> None:
+    z = np.random.default_rng(0).standard_normal((100, 3))
+    np.testing.assert_allclose(GaussianMixturePrior(3).log_density(z), GaussianPrior(3).log_density(z), rtol=1e-12)
+
+
+def test_gaussian_mixture_moments_match_its_samples() -> None:
+    p = _two_bumps()
+    z = p.sample(400_000, np.random.default_rng(5))
+    np.testing.assert_allclose(z.mean(0), p.mean(), atol=0.01)
+    np.testing.assert_allclose(z.std(0), p.std(), rtol=0.01)
+    np.testing.assert_allclose(p.mean(), [0.25, 2.25], atol=1e-6)  # 0.25 * (-2, 0) + 0.75 * (1, 3)
+
+
+def test_priors_without_a_density_say_so() -> None:
+    with pytest.raises(UsageError, match="no closed-form density"):
+        MixturePrior(2).log_density(np.zeros((1, 2)))

@@ -88,7 +88,7 @@ def latent_statistics(model: Autoencoder, data: Split) -> dict[str, Any]:
         "mu_variance_per_dim": [round(float(v), 5) for v in mu.var(0)],
         "source": f"{data.source} validation split, {len(data.x_val)} images",
     }
-    if model.cfg.kind == "vae":  # KL to N(0, I) means something only for the VAE's prior
+    if model.cfg.kind == "vae" and model.cfg.prior == "gaussian":  # per-dimension KL needs N(0, I)
         kl = kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
         stats["kl_per_dim"] = [round(float(v), 5) for v in kl]
     return stats

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from train.config import ModelConfig, TrainConfig
+from train.config import LEARNED_PRIORS, ModelConfig, TrainConfig
 
 app = typer.Typer(
     help="Train VAEs/AAEs on MNIST-like data and export them as vaegen-infer bundles.",
@@ -70,8 +70,12 @@ def fit(
     ] = 0.0,
     iw_samples: Annotated[int, typer.Option(min=1, help="VAE: importance samples (1 = ELBO, K > 1 = IWAE).")] = 1,
     blocks: Annotated[int, typer.Option(min=0, help="Extra 3x3 convolutions per resolution.")] = 0,
-    prior: Annotated[str, typer.Option(help="AAE prior: gaussian, mog, swissroll or uniform.")] = "gaussian",
-    prior_param: Annotated[list[str] | None, typer.Option(help="AAE prior parameter KEY=NUMBER (repeat).")] = None,
+    prior: Annotated[
+        str, typer.Option(help="AAE: gaussian, mog, swissroll or uniform. VAE: gaussian or vamp (learned mixture).")
+    ] = "gaussian",
+    prior_param: Annotated[
+        list[str] | None, typer.Option(help="Prior parameter KEY=NUMBER (repeat); vamp: components=500.")
+    ] = None,
     conditional: Annotated[bool, typer.Option(help="AAE: label-conditioned regularisation.")] = False,
     posterior: Annotated[str | None, typer.Option(help="gaussian or deterministic; default: per model.")] = None,
     label_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="AAE: share of labels used.")] = 1.0,
@@ -95,8 +99,12 @@ def fit(
         raise typer.BadParameter(f"unknown model '{model}': use vae or aae", param_hint="--model")
     if binarize not in ("none", "dynamic"):
         raise typer.BadParameter("use none or dynamic", param_hint="--binarize")
-    if model == "vae" and (prior != "gaussian" or conditional or posterior == "deterministic"):
-        raise typer.BadParameter("a VAE has a Gaussian prior and posterior; use --model aae", param_hint="--prior")
+    if model == "vae" and (prior not in ("gaussian", *LEARNED_PRIORS) or conditional or posterior == "deterministic"):
+        raise typer.BadParameter(
+            "a VAE has a Gaussian posterior and a gaussian or vamp prior; use --model aae", param_hint="--prior"
+        )
+    if model == "aae" and prior in LEARNED_PRIORS:
+        raise typer.BadParameter(f"'{prior}' is learned with a VAE; an AAE needs a fixed prior", param_hint="--prior")
     split = datasets.load(data)
     mcfg = ModelConfig(
         kind=model, arch=arch, image_shape=split.image_shape, latent_dim=latent_dim,

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+# Priors learned with the model (VAE only). Each exports as a runtime prior with a closed-form
+# density: `vamp` (Tomczak & Welling 2018, p(z) = 1/K sum_k q(z | u_k) over K learned pseudo-inputs
+# u_k) becomes the runtime's `gaussian-mixture` with the encoder's posteriors at the u_k.
+LEARNED_PRIORS = ("vamp",)
+
 
 @dataclass
 class ModelConfig:

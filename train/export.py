@@ -25,6 +25,7 @@ import vaegen_infer
 from train.config import ModelConfig
 from train.models import Autoencoder, DecoderGraph, EncoderGraph
 from vaegen_infer.bundle import sha256_file
+from vaegen_infer.errors import UsageError
 from vaegen_infer.manifest import (
     DECODER_INPUT,
     DECODER_OUTPUTS,
@@ -37,7 +38,7 @@ from vaegen_infer.manifest import (
     PriorSpec,
     graph_specs,
 )
-from vaegen_infer.priors import make_prior
+from vaegen_infer.priors import Prior, make_prior
 
 PARITY_TOL = 1e-5
 PARITY_BATCHES = (1, 7, 64)
@@ -217,6 +218,21 @@ def write_bundle(
     return out
 
 
+def check_prior(model: Autoencoder, prior: Prior, tol: float = 1e-3) -> None:
+    """The runtime's log p(z) (numpy, float64) against training's (torch) at 256 codes near the
+    prior's mass, for priors with a density; nats per code."""
+    try:
+        z = prior.sample(256, np.random.default_rng(0))  # (256, D)
+        ours = prior.log_density(z)
+    except UsageError:  # no closed-form density (AAE priors): nothing to compare
+        return
+    with torch.no_grad():
+        theirs = model.log_prior(torch.from_numpy(z).double()).numpy()
+    worst = float(np.abs(ours - theirs).max())
+    if worst > tol:
+        raise ExportError(f"the exported prior's log-density differs from training's by {worst:.2e} nats (> {tol})")
+
+
 def base_manifest(
     name: str,
     model: Autoencoder,
@@ -281,8 +297,11 @@ def export_run(
     parity = check_graphs(model, graphs)
     labels = payload["data"].get("labels")
     cfg = model.cfg
-    # Rebuild the prior through the runtime's registry so model.json records every parameter.
-    prior = make_prior(PriorSpec(cfg.prior, cfg.prior_params), cfg.latent_dim).spec()
+    # Rebuild the prior through the runtime's registry so model.json records every parameter; a
+    # learned prior must give the runtime the same density as in training.
+    runtime_prior = make_prior(model.prior_spec(), cfg.latent_dim)
+    check_prior(model, runtime_prior)
+    prior = runtime_prior.spec()
     conditional = cfg.conditional
 
     def build(hashes: dict[str, str]) -> Manifest:

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from train.config import ModelConfig, TrainConfig, to_dict
 from train.data import Split
-from train.models import Autoencoder, reparameterize
+from train.models import LOG_2PI, Autoencoder, reparameterize
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_FORMAT = "vaegen-checkpoint-1"
@@ -75,9 +75,8 @@ def iwae_loss(
     logits = model.decode(z.reshape(-1, mu.shape[1]))
     rep = target.unsqueeze(0).expand(k, *target.shape).reshape(-1, *target.shape[1:])
     log_px = -bce_per_image(logits, rep).view(k, -1)  # (k, B)
-    # log p(z) - log q(z | x) for standard normal p and diagonal Gaussian q; the 2 pi terms cancel
-    log_ratio = (-0.5 * z.pow(2) + 0.5 * eps.pow(2) + 0.5 * logvar).sum(-1)  # (k, B)
-    log_w = log_px + beta * log_ratio
+    log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # (k, B) log q(z | x) at its own draws
+    log_w = log_px + beta * (model.log_prior(z) - log_qz)
     loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
     return loss, -log_px[0].mean(), kl_per_dim(mu, logvar).mean(0)
 
@@ -93,11 +92,16 @@ def evaluate_elbo(model: Autoencoder, x: np.ndarray, batch: int = 500) -> dict[s
         xb = torch.from_numpy(x[start : start + batch])
         mu, logvar = model.encode(xb)
         eps = torch.randn(mu.shape, generator=gen)
-        logits = model.decode(mu + torch.exp(0.5 * logvar) * eps)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        logits = model.decode(z)
         rec_sum += bce_per_image(logits, xb).sum().item()
-        kd = kl_per_dim(mu, logvar)
-        kl_sum += kd.sum().item()
+        kd = kl_per_dim(mu, logvar)  # against N(0, I): the per-dimension usage, whatever the prior
         kl_dims += kd.sum(0)
+        if model.pseudo_logits is None:
+            kl_sum += kd.sum().item()
+        else:  # no closed form against a mixture: the one-sample estimate log q(z | x) - log p(z)
+            log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
+            kl_sum += (log_qz - model.log_prior(z)).sum().item()
     n = len(x)
     return {
         "rec": rec_sum / n,
@@ -111,6 +115,17 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
     """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`."""
     set_seed(tcfg.seed, tcfg.threads)
     model = Autoencoder(mcfg)
+    if model.pseudo_logits is not None:
+        if tcfg.free_bits > 0:
+            raise SystemExit("error: --free-bits needs the closed-form KL of the Gaussian prior; drop it with vamp")
+        # Pseudo-inputs start as K distinct training images (clipped so their logits are finite).
+        k = len(model.pseudo_logits)
+        if k > len(data.x_train):
+            raise SystemExit(f"error: {k} VampPrior components but only {len(data.x_train)} training images")
+        pick = np.random.default_rng(tcfg.seed).choice(len(data.x_train), size=k, replace=False)
+        start = torch.from_numpy(np.clip(data.x_train[pick], 0.05, 0.95))
+        with torch.no_grad():
+            model.pseudo_logits.copy_(torch.logit(start))
     if tcfg.weight_decay > 0:  # decoupled decay (Loshchilov & Hutter): shrinks weights, not the gradient scale
         opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     else:
@@ -150,7 +165,7 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         for b in range(steps_per_epoch):
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
             target = training_batch(x_train[idx], tcfg, gen)
-            if tcfg.iw_samples > 1:
+            if tcfg.iw_samples > 1 or model.pseudo_logits is not None:  # k = 1: the ELBO, KL sampled
                 loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta)
                 kl = kd.sum()
             else:

@@ -8,8 +8,11 @@ import math
 import torch
 from torch import nn
 
-from train.config import ModelConfig
-from vaegen_infer.manifest import DETERMINISTIC_LOGVAR
+from train.config import LEARNED_PRIORS, ModelConfig
+from vaegen_infer.manifest import DETERMINISTIC_LOGVAR, PriorSpec
+
+LOG_2PI = math.log(2 * math.pi)
+DEFAULT_VAMP_COMPONENTS = 500
 
 POSTERIORS = ("gaussian", "deterministic")
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "gelu": nn.GELU}
@@ -130,6 +133,12 @@ class Autoencoder(nn.Module):
         enc, dec = ARCHS[cfg.arch]
         self.encoder = enc(cfg)
         self.decoder = dec(cfg)
+        # VampPrior pseudo-inputs as logits (K, C, H, W); sigmoid keeps them valid images in [0, 1].
+        # Training starts them from real images (train/fit.py); zeros here are only a placeholder.
+        self.pseudo_logits: nn.Parameter | None = None
+        if cfg.prior in LEARNED_PRIORS:
+            k = int(cfg.prior_params.get("components", DEFAULT_VAMP_COMPONENTS))
+            self.pseudo_logits = nn.Parameter(torch.zeros(k, *cfg.image_shape))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
@@ -147,6 +156,34 @@ class Autoencoder(nn.Module):
         mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar)
         return self.decode(z), mu, logvar
+
+    def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The VampPrior's components: the encoder's (mu, logvar) at the pseudo-inputs, (K, D) each."""
+        if self.pseudo_logits is None:
+            raise ValueError("this model's prior has no learned components")
+        return self.encode(torch.sigmoid(self.pseudo_logits))
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) in nats, (..., D) -> (...): N(0, I), or the VampPrior's equal-weight mixture."""
+        if self.pseudo_logits is None:
+            return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+        mu_k, logvar_k = self.prior_components()  # (K, D)
+        # (..., 1, D) against (K, D) -> (..., K): log N(z | mu_k, diag exp(logvar_k))
+        diff = z.unsqueeze(-2) - mu_k
+        log_comp = -0.5 * (LOG_2PI + logvar_k + diff.pow(2) * torch.exp(-logvar_k)).sum(-1)
+        return torch.logsumexp(log_comp, -1) - math.log(len(mu_k))
+
+    @torch.no_grad()
+    def prior_spec(self) -> PriorSpec:
+        """The prior as the runtime names it: learned priors become their closed-form equivalent."""
+        if self.pseudo_logits is None:
+            return PriorSpec(self.cfg.prior, dict(self.cfg.prior_params))
+        mu_k, logvar_k = self.prior_components()
+        k = len(mu_k)
+        return PriorSpec(
+            "gaussian-mixture",
+            {"weights": [1.0 / k] * k, "means": mu_k.double().tolist(), "logvars": logvar_k.double().tolist()},
+        )
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -323,7 +323,8 @@ class Model:
         steps: int = 9,
     ) -> np.ndarray:
         """Vary one dimension at a time over [-span, span] prior standard deviations, the others held
-        at the image's mu (or at 0) -> (len(dims), steps, C, H, W). Default dims: the 8 most used."""
+        at the image's mu (or at the prior's mean, 0 for a Gaussian) -> (len(dims), steps, C, H, W).
+        Default dims: the 8 most used."""
         if not np.isfinite(span) or span <= 0:
             raise UsageError(f"span must be a positive number of standard deviations, got {span}")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
@@ -332,7 +333,7 @@ class Model:
         bad = [d for d in order if not 0 <= int(d) < self.latent_dim]
         if bad or not order:
             raise UsageError(f"dimensions must lie in 0-{self.latent_dim - 1}, got {list(order)}")
-        base = np.zeros(self.latent_dim, np.float32) if image is None else self.as_latents([image])[0]
+        base = self.prior.mean() if image is None else self.as_latents([image])[0]
         values = np.linspace(-span, span, steps, dtype=np.float32)
         codes = latent.traversal(base, order, values, self.prior.std())  # (R, steps, D)
         r = len(order)
@@ -340,7 +341,7 @@ class Model:
 
     def manifold(self, n: int = 20, dims: tuple[int, int] | None = None) -> np.ndarray:
         """Decode a grid over the prior's quantiles (i + 0.5) / n of two dimensions (default: the two
-        most used; the rest held at 0) -> (n, n, C, H, W); rows go down the second dimension."""
+        most used; the rest held at the prior's mean) -> (n, n, C, H, W); rows go down the second dimension."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= 100:
             raise UsageError(f"manifold size must be an integer in 2-100, got {n!r}")
         if self.latent_dim < 2:
@@ -348,7 +349,7 @@ class Model:
         dx, dy = dims if dims is not None else tuple(self.dims_by_importance()[:2])
         q = (np.arange(n) + 0.5) / n
         values = self.prior.ppf(q)  # (n, D) marginal quantiles per dimension
-        z = np.zeros((n, n, self.latent_dim), np.float32)
+        z = np.tile(self.prior.mean(), (n, n, 1))  # (n, n, D)
         z[:, :, dx] = values[None, :, dx]
         z[:, :, dy] = values[::-1, None, dy]  # top row = highest value, as on a plot's y axis
         return self.decode(z.reshape(n * n, -1)).reshape(n, n, *self.image_shape)

@@ -14,6 +14,8 @@ import numpy as np
 from .errors import BundleError, UsageError
 from .manifest import PriorSpec
 
+_LOG_2PI = float(np.log(2 * np.pi))
+
 
 class Prior:
     """Base class. `n_regions` is the number of per-label regions (0 when sampling by label is impossible)."""
@@ -63,6 +65,15 @@ class Prior:
         """Marginal standard deviation per dimension, (D,): the unit of latent traversals."""
         return self.sample(100_000, np.random.default_rng(0)).std(0).astype(np.float32)
 
+    def mean(self) -> np.ndarray:
+        """Mean code, (D,): where traversals without an image hold the other dimensions."""
+        return np.zeros(self.dim, dtype=np.float32)
+
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        """log p(z) in nats for codes (..., D) -> (...), float64; only priors with a closed-form
+        density have one (the VAE's importance-sampled likelihood needs it)."""
+        raise UsageError(f"the '{self.name}' prior has no closed-form density")
+
 
 class GaussianPrior(Prior):
     """N(0, scale^2 I): the VAE's prior."""
@@ -87,6 +98,73 @@ class GaussianPrior(Prior):
     def ppf(self, q: np.ndarray) -> np.ndarray:
         col = self.scale * _normal_ppf(np.asarray(q, dtype=np.float64))  # (len(q),)
         return np.repeat(col[:, None], self.dim, axis=1).astype(np.float32)
+
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        return -0.5 * (_LOG_2PI + 2 * np.log(self.scale) + (z / self.scale) ** 2).sum(-1)
+
+
+class GaussianMixturePrior(Prior):
+    """A weighted mixture of K diagonal Gaussians given in full: `weights` (K,), `means` (K, D) and
+    `logvars` (K, D). A VAE trained with a VampPrior (Tomczak & Welling 2018, a mixture of the
+    encoder's posteriors at K learned pseudo-inputs) exports its prior as this, so the runtime needs
+    neither the pseudo-inputs nor the encoder to sample. Without parameters: one N(0, I) component.
+    Components are not tied to labels, so there is no sampling by label."""
+
+    name = "gaussian-mixture"
+
+    def __init__(
+        self,
+        dim: int,
+        weights: list[float] | None = None,
+        means: list[list[float]] | None = None,
+        logvars: list[list[float]] | None = None,
+    ) -> None:
+        super().__init__(dim)
+        w = np.asarray([1.0] if weights is None else weights, dtype=np.float64)
+        k = len(w)
+        mu = np.zeros((k, dim)) if means is None else np.asarray(means, dtype=np.float64)
+        lv = np.zeros((k, dim)) if logvars is None else np.asarray(logvars, dtype=np.float64)
+        if w.ndim != 1 or k == 0 or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise BundleError("gaussian-mixture prior: 'weights' must be a non-empty list of non-negative numbers")
+        for key, arr in (("means", mu), ("logvars", lv)):
+            if arr.shape != (k, dim) or not np.isfinite(arr).all():
+                raise BundleError(
+                    f"gaussian-mixture prior: '{key}' must be {k} rows of {dim} finite numbers, got shape {arr.shape}"
+                )
+        self.weights, self.means, self.logvars = w / w.sum(), mu, lv
+        self._std = np.exp(0.5 * lv)  # (K, D)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "weights": [float(v) for v in self.weights],
+            "means": self.means.tolist(),
+            "logvars": self.logvars.tolist(),
+        }
+
+    def _draw(self, n: int, rng: np.random.Generator, labels: np.ndarray | None) -> np.ndarray:
+        comp = rng.choice(len(self.weights), size=n, p=self.weights)  # (n,)
+        return self.means[comp] + self._std[comp] * rng.standard_normal((n, self.dim))
+
+    def mean(self) -> np.ndarray:
+        return (self.weights @ self.means).astype(np.float32)
+
+    def std(self) -> np.ndarray:
+        # law of total variance: E[Var(z | k)] + Var(E[z | k])
+        m = self.weights @ self.means
+        second = self.weights @ (np.exp(self.logvars) + self.means**2)
+        return np.sqrt(np.maximum(second - m**2, 0.0)).astype(np.float32)
+
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float64)
+        flat = z.reshape(-1, self.dim)  # (M, D)
+        inv = np.exp(-self.logvars)  # (K, D)
+        # |z - m_k|^2 / var_k expanded into three products, so no (M, K, D) array is formed
+        quad = (flat**2) @ inv.T - 2 * flat @ (self.means * inv).T + ((self.means**2) * inv).sum(1)  # (M, K)
+        log_comp = -0.5 * (self.dim * _LOG_2PI + self.logvars.sum(1) + quad) + np.log(self.weights)
+        top = log_comp.max(1, keepdims=True)
+        out = top[:, 0] + np.log(np.exp(log_comp - top).sum(1))
+        return out.reshape(z.shape[:-1])
 
 
 class MixturePrior(Prior):
@@ -221,6 +299,7 @@ class UniformPrior(Prior):
 # The registry: one literal dict, no registration by import side effect.
 PRIORS: dict[str, type[Prior]] = {
     "gaussian": GaussianPrior,
+    "gaussian-mixture": GaussianMixturePrior,
     "mog": MixturePrior,
     "swissroll": SwissRollPrior,
     "uniform": UniformPrior,
