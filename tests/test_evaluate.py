@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pytest
 
 pytest.importorskip("tqdm")
 from train.evaluate import active_units, iwae, parzen_log_likelihood
-
-
-class _Prior:
-    name = "gaussian"
-
-    def params(self) -> dict[str, Any]:
-        return {"scale": 1.0}
+from vaegen_infer.priors import GaussianMixturePrior, GaussianPrior, MixturePrior, Prior
 
 
 class _OnePixel:
@@ -26,7 +19,7 @@ class _OnePixel:
     every bound has a known target, log 1/2.
     """
 
-    prior = _Prior()
+    prior: Prior = GaussianPrior(1)
     name = "one-pixel"
 
     def __init__(self, mu: float, logvar: float) -> None:
@@ -97,9 +90,22 @@ def test_batching_does_not_change_the_answer() -> None:
 
 def test_non_gaussian_prior_is_refused() -> None:
     model = _OnePixel(0.0, 0.0)
-    model.prior = type("P", (), {"name": "mog", "params": lambda self: {}})()  # type: ignore[assignment]
+    model.prior = MixturePrior(2)
     with pytest.raises(SystemExit, match="needs a prior with a density"):
         iwae(model, _ones(2), k=2, quiet=True)  # type: ignore[arg-type]
+
+
+def test_a_mixture_prior_gives_the_same_bound_as_its_gaussian_twin() -> None:
+    """A one-component gaussian-mixture equal to N(0, 1) goes through the general density path (and
+    a sampled KL) yet must give the Gaussian's bound, which tends to log 1/2 (see _OnePixel)."""
+    gauss, mixed = _OnePixel(0.3, -0.5), _OnePixel(0.3, -0.5)
+    mixed.prior = GaussianMixturePrior(1, weights=[1.0], means=[[0.0]], logvars=[[0.0]])
+    a = iwae(gauss, _ones(50), k=500, quiet=True)  # type: ignore[arg-type]
+    b = iwae(mixed, _ones(50), k=500, quiet=True)  # type: ignore[arg-type]
+    np.testing.assert_allclose(b["log_likelihood"], a["log_likelihood"], rtol=1e-12)
+    np.testing.assert_allclose(a["log_likelihood"].mean(), math.log(0.5), atol=2e-3)
+    # the sampled KL is unbiased for the closed form: KL(N(0.3, e^-0.5) || N(0, 1)) = 0.5 (e^-0.5 + 0.09 - 1 + 0.5)
+    assert abs(b["kl"].mean() - 0.5 * (math.exp(-0.5) + 0.09 - 0.5)) < 0.1
 
 
 def test_active_units_counts_dimensions_whose_mean_varies() -> None:

@@ -55,7 +55,7 @@ def iwae(
     """
     prior = g.prior
     try:
-        prior.log_density(np.zeros((1, g.latent_dim)))
+        prior.log_density(np.zeros((1, prior.dim)))
     except UsageError:
         raise SystemExit(f"error: the IWAE bound needs a prior with a density; {g.name} has '{prior.name}'") from None
     # N(0, scale^2 I) has a closed-form KL; any other prior gets the one-sample estimate below.
