@@ -69,6 +69,9 @@ def fit(
         float, typer.Option(min=0.0, help="Augmentation: random rotations up to this many degrees.")
     ] = 0.0,
     iw_samples: Annotated[int, typer.Option(min=1, help="VAE: importance samples (1 = ELBO, K > 1 = IWAE).")] = 1,
+    iw_estimator: Annotated[
+        str, typer.Option(help="VAE: encoder gradient of the IWAE bound, iwae or dreg (doubly reparameterised).")
+    ] = "iwae",
     blocks: Annotated[int, typer.Option(min=0, help="Extra 3x3 convolutions per resolution.")] = 0,
     prior: Annotated[
         str, typer.Option(help="AAE: gaussian, mog, swissroll or uniform. VAE: gaussian or vamp (learned mixture).")
@@ -117,7 +120,7 @@ def fit(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
         lr_schedule=lr_schedule, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
-        iw_samples=iw_samples, keep=keep, ema=ema, weight_decay=weight_decay,
+        iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
         threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction,
     )  # fmt: skip
     if model == "vae":

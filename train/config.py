@@ -57,6 +57,9 @@ class TrainConfig:
     ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
     keep: str = "best"  # best: weights with the best validation ELBO (early stopping); last: final epoch
     iw_samples: int = 1  # importance samples per image: 1 = the ELBO, K > 1 = the IWAE bound
+    # Encoder gradient of the IWAE bound: "iwae" (Burda et al.) or "dreg", the doubly reparameterised
+    # estimator (Tucker et al. 2018), whose signal-to-noise ratio does not fall as K grows.
+    iw_estimator: str = "iwae"
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = physical cores
     # AAE regularisation phase. A slow discriminator and an encoder step as large as the

@@ -63,21 +63,48 @@ def training_batch(xb: torch.Tensor, tcfg: TrainConfig, gen: torch.Generator) ->
     return torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
 
 
+IW_ESTIMATORS = ("iwae", "dreg")
+
+
 def iwae_loss(
-    model: Autoencoder, target: torch.Tensor, k: int, beta: float
+    model: Autoencoder, target: torch.Tensor, k: int, beta: float, estimator: str = "iwae"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """-log (1/k) sum_j w_j with w_j = p(x | z_j) p(z_j)^beta / q(z_j | x)^beta, z_j ~ q(z | x),
     averaged over the batch; k = 1 is the (beta-weighted) ELBO. Also returns the one-sample
-    reconstruction term and the analytic KL per dimension (D,) for logging."""
+    reconstruction term and the analytic KL per dimension (D,) for logging.
+
+    The returned loss's gradient is the IWAE gradient for the decoder and the prior. For the encoder,
+    `iwae` differentiates the bound as it is; `dreg` (Tucker et al. 2018) drops the score-function
+    part (q's parameters are held fixed inside log q) and weighs each sample's path gradient by the
+    squared normalised weight w~_j^2 instead of w~_j."""
+    if estimator not in IW_ESTIMATORS:
+        raise SystemExit(f"error: unknown importance-weighting estimator '{estimator}': use iwae or dreg")
     mu, logvar = model.encode(target)  # (B, D)
     eps = torch.randn((k, *mu.shape), dtype=mu.dtype)
     z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, D)
+    weights: list[torch.Tensor] = []  # filled after the forward pass, read by the hook in backward
+    if estimator == "dreg" and z.requires_grad:
+        # Scale the gradient reaching z (and through it the encoder) by w~_j: combined with the w~_j
+        # of the surrogate below, the encoder's path gradient is weighted by w~_j^2.
+        z.register_hook(lambda grad: grad * weights[0].unsqueeze(-1))
     logits = model.decode(z.reshape(-1, mu.shape[1]))
     rep = target.unsqueeze(0).expand(k, *target.shape).reshape(-1, *target.shape[1:])
     log_px = -bce_per_image(logits, rep).view(k, -1)  # (k, B)
-    log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # (k, B) log q(z | x) at its own draws
-    log_w = log_px + beta * (model.log_prior(z) - log_qz)
-    loss = -(torch.logsumexp(log_w, 0) - math.log(k)).mean()
+    if estimator == "dreg":
+        log_qz = -0.5 * (LOG_2PI + logvar.detach() + (z - mu.detach()).pow(2) * torch.exp(-logvar.detach())).sum(-1)
+    else:
+        log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # (k, B) log q(z | x) at its own draws
+    log_w = log_px + beta * (model.log_prior(z) - log_qz)  # (k, B)
+    bound = torch.logsumexp(log_w, 0) - math.log(k)  # (B,)
+    if estimator == "dreg":
+        w_tilde = torch.softmax(log_w.detach(), 0)  # (k, B) normalised importance weights
+        weights.append(w_tilde)
+        # Same value as -bound; the gradient of sum_j w~_j log w_j is the IWAE gradient for the
+        # decoder and the prior, and, after the hook, DReG's for the encoder.
+        surrogate = -(w_tilde * log_w).sum(0)
+        loss = (surrogate - surrogate.detach() - bound.detach()).mean()
+    else:
+        loss = -bound.mean()
     return loss, -log_px[0].mean(), kl_per_dim(mu, logvar).mean(0)
 
 
@@ -166,7 +193,7 @@ def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
             target = training_batch(x_train[idx], tcfg, gen)
             if tcfg.iw_samples > 1 or model.pseudo_logits is not None:  # k = 1: the ELBO, KL sampled
-                loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta)
+                loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta, tcfg.iw_estimator)
                 kl = kd.sum()
             else:
                 mu, logvar = model.encode(target)
