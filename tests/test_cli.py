@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from .conftest import VAE_DIM
 from vaegen_infer.cli import app
 
 runner = CliRunner()
@@ -58,7 +59,7 @@ def test_models_and_info() -> None:
     assert code == 0 and "mnist-vae" in stdout and "shipped" in stdout
     code, stdout, _ = run("info", "--model", "mnist-vae", "--providers", "cpu")
     assert code == 0
-    assert "latent:      16 dimensions" in stdout or "latent:" in stdout
+    assert f"latent:      {VAE_DIM} dimensions, prior " in stdout
     assert "provider:    cpu" in stdout
 
 

@@ -292,7 +292,7 @@ def info(
         f"path:        {g.bundle.path} ({g.bundle.origin})",
         f"image:       {m.image.channels}x{m.image.height}x{m.image.width}, values in "
         f"[{m.image.value_range[0]:g}, {m.image.value_range[1]:g}], {m.image.likelihood} likelihood",
-        f"latent:      {m.latent_dim} dimensions, prior {m.prior.name} {m.prior.params}",
+        f"latent:      {m.latent_dim} dimensions, prior {g.prior.describe()}",
         f"labels:      {', '.join(m.labels) if m.labels else '-'}" + (" (sample by label)" if m.conditional else ""),
         f"attributes:  {', '.join(m.attributes) or '-'}",
         f"provider:    {active} (requested {providers}; session created in {ms:.0f} ms), "

@@ -36,6 +36,10 @@ class Prior:
     def spec(self) -> PriorSpec:
         return PriorSpec(self.name, self.params())
 
+    def describe(self) -> str:
+        """One line for people: the name and its parameters."""
+        return f"{self.name} {self.params()}"
+
     def _draw(self, n: int, rng: np.random.Generator, labels: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
 
@@ -141,6 +145,12 @@ class GaussianMixturePrior(Prior):
             "means": self.means.tolist(),
             "logvars": self.logvars.tolist(),
         }
+
+    def describe(self) -> str:
+        # the parameters are K x D numbers: say what they amount to instead
+        return f"{self.name}, {len(self.weights)} diagonal Gaussian components, std per dimension " + (
+            f"{self.std().min():.2f}-{self.std().max():.2f}"
+        )
 
     def _draw(self, n: int, rng: np.random.Generator, labels: np.ndarray | None) -> np.ndarray:
         comp = rng.choice(len(self.weights), size=n, p=self.weights)  # (n,)
