@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from .conftest import VAE_DIM
 from vaegen_infer.cli import app
+
+from .conftest import VAE_DIM
 
 runner = CliRunner()
 
