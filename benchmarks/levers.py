@@ -52,7 +52,7 @@ WINNERS = "--latent-dim 32 --binarize dynamic --warmup-epochs 10"
 COMBINED: dict[str, tuple[str, str, int]] = {
     "elbo-fb": ("32-D, warm-up, free bits 0.25", WINNERS + " --free-bits 0.25", 300),
     "elbo-fb-ema": ("32-D, warm-up, free bits 0.25, weight EMA 0.999", WINNERS + " --free-bits 0.25 --ema 0.999", 150),
-    "iwae-ema": ("32-D, warm-up, IWAE k = 5, weight EMA 0.999 (shipped)", WINNERS + " --iw-samples 5 --ema 0.999", 150),
+    "iwae-ema": ("32-D, warm-up, IWAE k = 5, weight EMA 0.999", WINNERS + " --iw-samples 5 --ema 0.999", 150),
     "iwae-ema-64": (
         "64-D, warm-up, IWAE k = 5, weight EMA 0.999",
         "--latent-dim 64 --binarize dynamic --warmup-epochs 10 --iw-samples 5 --ema 0.999",
@@ -74,7 +74,7 @@ REGULARISED: dict[str, tuple[str, str, int]] = {
 # encoder gradient, DReG (Tucker et al. 2018), each on its own; Δ against `iwae-ema`.
 IWAE_EMA = WINNERS + " --iw-samples 5 --ema 0.999"
 BEYOND: dict[str, tuple[str, str, int]] = {
-    "iwae-ema-vamp-500": ("iwae-ema + VampPrior, 500 pseudo-inputs", IWAE_EMA + " --prior vamp", 150),
+    "iwae-ema-vamp-500": ("iwae-ema + VampPrior, 500 pseudo-inputs (shipped)", IWAE_EMA + " --prior vamp", 150),
     "iwae-ema-dreg": ("iwae-ema with the DReG encoder gradient", IWAE_EMA + " --iw-estimator dreg", 150),
 }
 
@@ -187,8 +187,9 @@ SECTIONS: list[tuple[str, dict[str, tuple[str, str, int]], str, list[str]]] = [
         COMBINED,
         "dynamic",
         [
-            "Same scoring; Δ is still against the 80-epoch `dynamic` reference. The lowest validation NLL ships",
-            "as `mnist-vae`. Training minutes are with one torch thread, two runs sharing the 2 cores. Command:",
+            "Same scoring; Δ is still against the 80-epoch `dynamic` reference. The lowest validation NLL here,",
+            "`iwae-ema`, is the base of the sections below. Training minutes are with one torch thread, two runs",
+            "sharing the 2 cores. Command:",
             "`python benchmarks/levers.py --combined`.",
         ],
     ),
@@ -197,7 +198,7 @@ SECTIONS: list[tuple[str, dict[str, tuple[str, str, int]], str, list[str]]] = [
         REGULARISED,
         "elbo-fb-ema",
         [
-            "The shipped model scored 83.8 nats on 500 of its training images and 92.5 on validation (same",
+            "`iwae-ema` scored 83.8 nats on 500 of its training images and 92.5 on validation (same",
             "scoring), so regularisers come next. Each starts from `elbo-fb-ema` (150 epochs); Δ is against it.",
             "Command: `python benchmarks/levers.py --regularised`.",
         ],
@@ -210,7 +211,9 @@ SECTIONS: list[tuple[str, dict[str, tuple[str, str, int]], str, list[str]]] = [
             "A learned prior, the VampPrior (Tomczak & Welling 2018: p(z) is the mean of the encoder's posteriors",
             "at K learned pseudo-inputs, exported as a `gaussian-mixture` prior in `model.json`), and the doubly",
             "reparameterised encoder gradient DReG (Tucker et al. 2018). Δ is against `iwae-ema`. Command:",
-            "`python benchmarks/levers.py --only NAME`.",
+            "`python benchmarks/levers.py --only NAME`. The VampPrior won on both counts, 0.65 nats lower and",
+            "far more confident samples (0.983 against 0.905), and ships as `mnist-vae`; the DReG row is",
+            "implemented and tested (tests/test_training.py) but was not run to the end for want of machine time.",
         ],
     ),
 ]
