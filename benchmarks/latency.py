@@ -92,14 +92,17 @@ def ours_engine(bundle: Path, threads: int | None) -> tuple[Engine, Any]:
 def ort_default_engine(bundle: Path) -> Engine:
     import onnxruntime as ort
 
+    import vaegen_infer as vi
     from vaegen_infer.images import make_grid
 
+    # What a raw ONNX Runtime user would write too: the prior drawn in numpy from model.json.
+    prior = vi.load(bundle, providers="cpu").prior  # sessions open lazily: none is created here
     enc = ort.InferenceSession(str(bundle / "encoder.onnx"), providers=["CPUExecutionProvider"])
     dec = ort.InferenceSession(str(bundle / "decoder.onnx"), providers=["CPUExecutionProvider"])
 
     def ops(batch: int, z: np.ndarray, images: np.ndarray) -> Ops:
         def sample() -> np.ndarray:
-            zz = np.random.default_rng(0).standard_normal(z.shape, dtype=np.float32)  # (B, D)
+            zz = prior.sample(len(z), np.random.default_rng(0))  # (B, D), the bundle's prior in numpy
             return dec.run(["x"], {"z": zz})[0]
 
         return {
@@ -113,7 +116,10 @@ def ort_default_engine(bundle: Path) -> Engine:
 
 
 def torch_ops(
-    encode: Callable[[Any], Any], decode: Callable[[Any], Any], latent_dim: int, threads: int | None = None
+    encode: Callable[[Any], Any],
+    decode: Callable[[Any], Any],
+    draw: Callable[[int, Any], Any],
+    threads: int | None = None,
 ) -> Callable[..., Ops]:
     """The four operations in PyTorch; with `threads`, each call runs at that many intra-op threads
     (torch's setting is process-wide, so it is set for the call and restored: ~0.5 us)."""
@@ -138,7 +144,7 @@ def torch_ops(
                     torch.set_num_threads(default)
 
         def sample() -> Any:
-            return run(decode, torch.randn(batch, latent_dim, generator=gen))
+            return run(decode, draw(batch, gen))  # the model's prior, in torch: (B, D)
 
         return {
             "encode": lambda: run(encode, x_t),
@@ -158,7 +164,7 @@ def torch_engines(
     from train.export import model_from_bundle
 
     model = model_from_bundle(bundle)
-    d = model.cfg.latent_dim
+    d = model.sample_prior  # (n, generator) -> z (n, D) from the bundle's prior
     threads = torch.get_num_threads()
     decode = lambda z: torch.sigmoid(model.decode(z))  # noqa: E731  logits -> images in [0, 1]
     engines = [
@@ -322,7 +328,10 @@ def end_to_end(bundle: Path, default_bundle: bool, runs: int, tmp: Path) -> dict
         return {"error": f"not available: no vaegen-infer console script next to {sys.executable}"}
     ckpt = tmp / "state.pt"
     config = vi.load(bundle, providers="cpu").manifest.training["model_config"]
-    torch.save({"config": config, "state_dict": model_from_bundle(bundle).state_dict()}, ckpt)
+    model = model_from_bundle(bundle)
+    # A learned prior travels as its components, as in the bundle (Autoencoder.fix_prior).
+    prior = None if model.fixed_components is None else [t.clone() for t in model.fixed_components]
+    torch.save({"config": config, "state_dict": model.state_dict(), "prior_components": prior}, ckpt)
     ours = [str(exe), "sample", "--n", "64", "--seed", "0", "-o", str(tmp / "ours.png")]
     if not default_bundle:
         ours += ["--model", str(bundle)]

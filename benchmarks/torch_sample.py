@@ -3,7 +3,8 @@
     python benchmarks/torch_sample.py --checkpoint state.pt --n 64 -o samples.png
 
 What a PyTorch user of this model would run: import torch, rebuild the network from its config,
-load a `weights_only` checkpoint, draw z ~ N(0, I), decode, and write the same 8x8 PNG grid
+load a `weights_only` checkpoint, draw z from the model's prior (N(0, I), or a learned prior's
+stored mixture components), decode, and write the same 8x8 PNG grid
 (2x nearest-neighbour upscale, 2-pixel gaps). `benchmarks/latency.py` writes the checkpoint from
 the bundle's own weights (`train.export.model_from_bundle`), so both sides run the same model.
 """
@@ -36,11 +37,13 @@ def main() -> None:
 
     ckpt = torch.load(args.checkpoint, weights_only=True)
     model = Autoencoder(ModelConfig.from_dict(ckpt["config"]))
+    if ckpt.get("prior_components") is not None:
+        model.fix_prior(*ckpt["prior_components"])  # (K, D) means and log-variances
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
     gen = torch.Generator().manual_seed(args.seed)
     with torch.inference_mode():
-        z = torch.randn(args.n, model.cfg.latent_dim, generator=gen)  # (n, D)
+        z = model.sample_prior(args.n, gen)  # (n, D)
         x = torch.sigmoid(model.decode(z))  # (n, C, H, W) in [0, 1]
     tiles = (x.permute(0, 2, 3, 1).numpy() * 255 + 0.5).astype(np.uint8)  # (n, H, W, C)
     tiles = tiles.repeat(2, axis=1).repeat(2, axis=2)

@@ -104,6 +104,15 @@ def test_vamp_prior_trains_and_exports_as_a_gaussian_mixture(tmp_path: Path) -> 
     with torch.no_grad():
         want = model.log_prior(torch.from_numpy(z).double()).numpy()
     np.testing.assert_allclose(g.prior.log_density(z), want, rtol=1e-5)  # float32 components
+    # rebuilt from the bundle, the model carries the stored mixture instead of pseudo-inputs
+    rebuilt = model_from_bundle(path)
+    assert rebuilt.pseudo_logits is None and "pseudo_logits" not in rebuilt.state_dict()
+    with torch.no_grad():
+        np.testing.assert_allclose(rebuilt.log_prior(torch.from_numpy(z).double()).numpy(), want, rtol=1e-5)
+        draws = rebuilt.sample_prior(40_000, torch.Generator().manual_seed(0)).numpy()  # (40000, 3)
+    # mixture mean and spread: standard error of a mean over 40,000 draws is < 0.01 * std
+    np.testing.assert_allclose(draws.mean(0), g.prior.mean(), atol=0.05 * float(g.prior.std().max()))
+    np.testing.assert_allclose(draws.std(0), g.prior.std(), rtol=0.05)
     out = iwae(g, (split.x_val > 0.5).astype(np.float32), k=20, quiet=True)
     assert np.isfinite(out["log_likelihood"]).all() and (out["log_likelihood"] < 0).all()
     assert "kl_per_dim" not in g.manifest.latent_stats  # no per-dimension KL against a mixture

@@ -322,7 +322,8 @@ def model_from_bundle(path: Path) -> Autoencoder:
 
     The exporter keeps parameter names (`model.<state_dict key>`), so the shipped graphs carry
     everything needed to recreate the PyTorch model they came from: parity tests and the PyTorch
-    latency baselines use this instead of a second copy of the weights in git.
+    latency baselines use this instead of a second copy of the weights in git. A VampPrior comes
+    back as the mixture the bundle stores (`Autoencoder.fix_prior`), not as pseudo-inputs.
     """
     import onnx
     from onnx import numpy_helper
@@ -335,6 +336,15 @@ def model_from_bundle(path: Path) -> Autoencoder:
         for init in graph.graph.initializer:
             if init.name.startswith("model."):
                 weights[init.name.removeprefix("model.")] = torch.from_numpy(numpy_helper.to_array(init).copy())
+    if model.pseudo_logits is not None:
+        # The graphs hold no pseudo-inputs: the bundle keeps the learned prior as its components.
+        spec = manifest.prior
+        weights_k = spec.params["weights"]
+        if max(weights_k) - min(weights_k) > 1e-9:
+            raise ExportError(f"{path}: a VampPrior's mixture has equal weights; this bundle's do not")
+        means = torch.tensor(spec.params["means"], dtype=torch.float32)  # (K, D)
+        logvars = torch.tensor(spec.params["logvars"], dtype=torch.float32)  # (K, D)
+        model.fix_prior(means, logvars)
     state = model.state_dict()
     missing = sorted(set(state) - set(weights))
     if missing:

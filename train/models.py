@@ -10,6 +10,7 @@ from torch import nn
 
 from train.config import LEARNED_PRIORS, ModelConfig
 from vaegen_infer.manifest import DETERMINISTIC_LOGVAR, PriorSpec
+from vaegen_infer.priors import GaussianPrior, make_prior
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_VAMP_COMPONENTS = 500
@@ -139,6 +140,9 @@ class Autoencoder(nn.Module):
         if cfg.prior in LEARNED_PRIORS:
             k = int(cfg.prior_params.get("components", DEFAULT_VAMP_COMPONENTS))
             self.pseudo_logits = nn.Parameter(torch.zeros(k, *cfg.image_shape))
+        # A learned prior frozen into its components (mu_k, logvar_k), (K, D) each: what a bundle
+        # stores instead of the pseudo-inputs, which are not in the graphs (see fix_prior).
+        self.fixed_components: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
@@ -157,15 +161,49 @@ class Autoencoder(nn.Module):
         z = reparameterize(mu, logvar)
         return self.decode(z), mu, logvar
 
+    @property
+    def has_learned_prior(self) -> bool:
+        return self.pseudo_logits is not None or self.fixed_components is not None
+
+    def fix_prior(self, mu_k: torch.Tensor, logvar_k: torch.Tensor) -> None:
+        """Replace the VampPrior's pseudo-inputs by the components they gave, (K, D) each.
+
+        A bundle keeps the prior as those components (an equal-weight Gaussian mixture in model.json),
+        not as pseudo-inputs; a model rebuilt from a bundle uses them for log_prior and sample_prior.
+        """
+        if self.cfg.prior not in LEARNED_PRIORS:
+            raise ValueError(f"prior '{self.cfg.prior}' is not learned; it has no components to fix")
+        self.pseudo_logits = None  # unregisters the parameter: the state dict no longer expects it
+        self.fixed_components = (mu_k.detach(), logvar_k.detach())
+
     def prior_components(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The VampPrior's components: the encoder's (mu, logvar) at the pseudo-inputs, (K, D) each."""
+        if self.fixed_components is not None:
+            return self.fixed_components
         if self.pseudo_logits is None:
             raise ValueError("this model's prior has no learned components")
         return self.encode(torch.sigmoid(self.pseudo_logits))
 
+    def sample_prior(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """n draws of z, (n, D), in PyTorch: N(0, scale^2 I), or the learned equal-weight mixture.
+
+        For the PyTorch baselines of the benchmarks; the runtime samples every prior in numpy.
+        """
+        d = self.cfg.latent_dim
+        if self.has_learned_prior:
+            mu_k, logvar_k = self.prior_components()  # (K, D)
+            pick = torch.randint(len(mu_k), (n,), generator=generator)  # (n,) equal weights
+            return mu_k[pick] + torch.exp(0.5 * logvar_k[pick]) * torch.randn(n, d, generator=generator)
+        if self.cfg.prior != "gaussian":
+            raise ValueError(f"PyTorch sampling covers gaussian and learned priors, not '{self.cfg.prior}'")
+        runtime = make_prior(self.prior_spec(), d)  # the runtime's reading of the parameters
+        assert isinstance(runtime, GaussianPrior)
+        scale = runtime.scale
+        return scale * torch.randn(n, d, generator=generator)
+
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) in nats, (..., D) -> (...): N(0, I), or the VampPrior's equal-weight mixture."""
-        if self.pseudo_logits is None:
+        if not self.has_learned_prior:
             return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
         mu_k, logvar_k = self.prior_components()  # (K, D)
         # (..., 1, D) against (K, D) -> (..., K): log N(z | mu_k, diag exp(logvar_k))
@@ -176,7 +214,7 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def prior_spec(self) -> PriorSpec:
         """The prior as the runtime names it: learned priors become their closed-form equivalent."""
-        if self.pseudo_logits is None:
+        if not self.has_learned_prior:
             return PriorSpec(self.cfg.prior, dict(self.cfg.prior_params))
         mu_k, logvar_k = self.prior_components()
         k = len(mu_k)
