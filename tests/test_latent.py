@@ -73,10 +73,11 @@ def test_bad_paths(steps: object, method: str) -> None:
 
 def test_traversal_sets_one_dimension_per_row() -> None:
     base = np.arange(4, dtype=np.float32)
-    codes = latent.traversal(base, [2, 0], np.array([-1.0, 0.0, 1.0]), np.array([1, 1, 2, 1], np.float32))
+    mean = np.array([0.5, 0, 0, 0], np.float32)
+    codes = latent.traversal(base, [2, 0], np.array([-1.0, 0.0, 1.0]), mean, np.array([1, 1, 2, 1], np.float32))
     assert codes.shape == (2, 3, 4)
     np.testing.assert_array_equal(codes[0, :, 2], [-2, 0, 2])  # scaled by the prior std of dim 2
-    np.testing.assert_array_equal(codes[1, :, 0], [-1, 0, 1])
+    np.testing.assert_array_equal(codes[1, :, 0], [-0.5, 0.5, 1.5])  # about the prior mean of dim 0
     np.testing.assert_array_equal(codes[0, :, [0, 1, 3]], np.tile(base[[0, 1, 3]][:, None], (1, 3)))
 
 

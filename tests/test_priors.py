@@ -14,6 +14,7 @@ from vaegen_infer.priors import (
     GaussianMixturePrior,
     GaussianPrior,
     MixturePrior,
+    Prior,
     SwissRollPrior,
     UniformPrior,
     make_prior,
@@ -149,6 +150,13 @@ def test_gaussian_mixture_moments_match_its_samples() -> None:
     np.testing.assert_allclose(z.mean(0), p.mean(), atol=0.01)
     np.testing.assert_allclose(z.std(0), p.std(), rtol=0.01)
     np.testing.assert_allclose(p.mean(), [0.25, 2.25], atol=1e-6)  # 0.25 * (-2, 0) + 0.75 * (1, 3)
+
+
+@pytest.mark.parametrize("prior", [GaussianPrior(3), _two_bumps()], ids=["gaussian", "gaussian-mixture"])
+def test_fewer_draws_are_a_prefix_of_more(prior: Prior) -> None:
+    # so `sample --n 64` shows the first 64 of any larger request with the same seed
+    few = prior.sample(64, np.random.default_rng(3))
+    np.testing.assert_array_equal(few, prior.sample(1000, np.random.default_rng(3))[:64])
 
 
 def test_priors_without_a_density_say_so() -> None:

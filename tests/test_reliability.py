@@ -78,6 +78,7 @@ def _wrong_latent_dim(b: Path) -> None:
             data["graphs"][role][key][name] = [None, 8]
     data["attributes"] = {}
     data["latent_stats"] = {}
+    data["prior"] = {"name": "gaussian", "params": {}}  # a consistent manifest: only the graphs disagree
     _save_manifest(b, data)
 
 

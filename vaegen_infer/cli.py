@@ -504,7 +504,8 @@ def shift(
     tiles = g.shift(x, attribute, values)  # (N, A, C, H, W)
     labels = [_short(p) for p in paths] if len(paths) > 1 else None
     save_image(output, labelled_grid(tiles, row_labels=labels, col_labels=[_signed(v) for v in values], scale=scale))
-    _done(output, f"{len(paths)} images x {len(values)} amounts of '{attribute}'")
+    n_img = len(paths)
+    _done(output, f"{n_img} image{'s' if n_img != 1 else ''} x {len(values)} amounts of '{attribute}'")
 
 
 @app.command()
@@ -516,7 +517,7 @@ def traverse(
         str | None, typer.Option(help="Dimensions: 0-7, 3 or 0,2,5 (default: the 8 most used, by KL).")
     ] = None,
     span: Annotated[
-        float, typer.Option(help="Vary each dimension over [-span, span] prior standard deviations.")
+        float, typer.Option(help="Vary each dimension over the prior mean +- span prior standard deviations.")
     ] = 3.0,
     steps: Annotated[int, typer.Option(help="Values per dimension (>= 2).")] = 9,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output grid: a row per dimension.")] = Path(

@@ -75,13 +75,16 @@ def path(anchors: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
     return np.concatenate(pieces, axis=0)
 
 
-def traversal(base: np.ndarray, dims: Sequence[int], values: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """Codes for a traversal grid: row r sets dimension dims[r] to values * std[dims[r]], all other
-    dimensions held at `base` (D,). Returns (len(dims), len(values), D)."""
+def traversal(
+    base: np.ndarray, dims: Sequence[int], values: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> np.ndarray:
+    """Codes for a traversal grid: row r sets dimension d = dims[r] to mean[d] + values * std[d]
+    (values in prior standard deviations about the prior's mean, which a learned mixture prior moves
+    off 0), all other dimensions held at `base` (D,). Returns (len(dims), len(values), D)."""
     base = np.asarray(base, dtype=np.float32)
     out = np.repeat(np.repeat(base[None, None, :], len(dims), 0), len(values), 1)
     for r, d in enumerate(dims):
-        out[r, :, d] = np.asarray(values, dtype=np.float32) * std[d]
+        out[r, :, d] = mean[d] + np.asarray(values, dtype=np.float32) * std[d]
     return out
 
 

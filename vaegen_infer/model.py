@@ -322,8 +322,9 @@ class Model:
         span: float = 3.0,
         steps: int = 9,
     ) -> np.ndarray:
-        """Vary one dimension at a time over [-span, span] prior standard deviations, the others held
-        at the image's mu (or at the prior's mean, 0 for a Gaussian) -> (len(dims), steps, C, H, W).
+        """Vary one dimension at a time over the prior's mean +- span prior standard deviations, the
+        others held at the image's mu (or at the prior's mean, 0 for a Gaussian)
+        -> (len(dims), steps, C, H, W).
         Default dims: the 8 most used."""
         if not np.isfinite(span) or span <= 0:
             raise UsageError(f"span must be a positive number of standard deviations, got {span}")
@@ -335,7 +336,7 @@ class Model:
             raise UsageError(f"dimensions must lie in 0-{self.latent_dim - 1}, got {list(order)}")
         base = self.prior.mean() if image is None else self.as_latents([image])[0]
         values = np.linspace(-span, span, steps, dtype=np.float32)
-        codes = latent.traversal(base, order, values, self.prior.std())  # (R, steps, D)
+        codes = latent.traversal(base, order, values, self.prior.mean(), self.prior.std())  # (R, steps, D)
         r = len(order)
         return self.decode(codes.reshape(r * steps, -1)).reshape(r, steps, *self.image_shape)
 

@@ -153,8 +153,11 @@ class GaussianMixturePrior(Prior):
         )
 
     def _draw(self, n: int, rng: np.random.Generator, labels: np.ndarray | None) -> np.ndarray:
-        comp = rng.choice(len(self.weights), size=n, p=self.weights)  # (n,)
-        return self.means[comp] + self._std[comp] * rng.standard_normal((n, self.dim))
+        # Components and noise come from two child streams, each read row by row, so the first m of
+        # n draws are the m draws: sample(64) begins sample(1000), as it does for a Gaussian prior.
+        pick, noise = (np.random.default_rng(s) for s in rng.integers(0, 2**63, size=2))
+        comp = pick.choice(len(self.weights), size=n, p=self.weights)  # (n,)
+        return self.means[comp] + self._std[comp] * noise.standard_normal((n, self.dim))
 
     def mean(self) -> np.ndarray:
         return (self.weights @ self.means).astype(np.float32)
