@@ -164,6 +164,16 @@ def goal_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def _earlier(out: Path, k: int, images: int) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Results and commands of the results file, for --merge; they must share k and the image count."""
+    if not (out / "quality.json").is_file():
+        return {}, []
+    earlier = json.loads((out / "quality.json").read_text())
+    if (earlier["meta"]["k"], earlier["meta"]["images"]) != (k, images):
+        raise SystemExit("error: --merge needs the same --k and --images as the earlier results")
+    return dict(earlier["results"]), list(earlier["meta"].get("commands", [earlier["meta"]["command"]]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--k", type=int, default=1000, help="importance samples per image")
@@ -193,25 +203,22 @@ def main() -> None:
         return
 
     x_test, y_test = load_idx_dir(args.data, "test")
-    results: dict[str, dict[str, Any]] = {}
     out = ROOT / "benchmarks" / "results"
-    if args.merge and (out / "quality.json").is_file():
-        earlier = json.loads((out / "quality.json").read_text())
-        if (earlier["meta"]["k"], earlier["meta"]["images"]) != (args.k, args.images):
-            raise SystemExit("error: --merge needs the same --k and --images as the earlier results")
-        results.update(earlier["results"])
-        commands = earlier["meta"].get("commands", [earlier["meta"]["command"]])
-    else:
-        commands = []
+    if args.merge:
+        _earlier(out, args.k, args.images)  # fail now, not after an hour of measuring
+    measured: dict[str, dict[str, Any]] = {}
     for epochs in args.baseline_epochs:
-        results[f"recipe, {epochs} epochs"] = measure(baseline_bundle(epochs), x_test, y_test, args.k, args.images)
+        measured[f"recipe, {epochs} epochs"] = measure(baseline_bundle(epochs), x_test, y_test, args.k, args.images)
     for name in args.models:
         if not (ROOT / "exported" / name).is_dir():
             print(f"skipping {name}: not in exported/", flush=True)
             continue
-        results[name] = measure(ROOT / "exported" / name, x_test, y_test, args.k, args.images)
+        measured[name] = measure(ROOT / "exported" / name, x_test, y_test, args.k, args.images)
         if args.write_manifests:
-            write_manifest_metrics(name, results[name])
+            write_manifest_metrics(name, measured[name])
+    # Merge at write time, not at start: runs for different models may overlap and each keeps the others'.
+    results, commands = _earlier(out, args.k, args.images) if args.merge else ({}, [])
+    results.update(measured)
     out.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(sys.argv)
     meta = {"command": command, "commands": [*commands, command], "k": args.k, "images": args.images}
