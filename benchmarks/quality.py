@@ -92,13 +92,17 @@ def write_manifest_metrics(name: str, result: dict[str, Any]) -> None:
 
 
 def table(results: dict[str, dict[str, Any]], k: int, images: int) -> str:
+    from benchmarks.classifier import DEFAULT_MODEL
+
+    card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())  # the classifier's own record
     lines = [
         "# Model quality",
         "",
         f"VAE rows: test NLL = IWAE bound with k = {k} on the first {images:,} MNIST test images (NLL), and at the",
         "DESIGN.md anchor protocol, first 1,000 test images with k = 500 (NLL@1k); the test set is binarised once",
         "with seed 0; nats, lower is better; through the exported ONNX graphs. Samples: 10,000 draws (seed 0)",
-        "judged by the digit classifier (99.16% test accuracy): mean confidence, Fréchet distance to the test",
+        f"judged by the digit classifier ({card['test_accuracy']:.2%} test accuracy): mean confidence, Fréchet "
+        "distance to the test",
         "images in its feature space (FD, lower is better), and the KL of the class histogram from uniform.",
         "Command: `python benchmarks/quality.py`.",
         "",
