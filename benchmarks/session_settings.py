@@ -107,6 +107,7 @@ def main() -> None:
     cores = physical_cores()
     graphs = {role: (args.bundle / f"{role}.onnx").read_bytes() for role in ("encoder", "decoder")}
     rng = np.random.default_rng(0)
+    latent_dim = json.loads((args.bundle / "model.json").read_text())["latent_dim"]
 
     def session(role: str, level: str = "ORT_ENABLE_ALL", threads: int = cores, spinning: bool = True,
                 shared: bool = False, stop_spin: bool = False) -> Any:  # fmt: skip
@@ -115,7 +116,7 @@ def main() -> None:
 
     def feeds(role: str, batch: int) -> dict[str, np.ndarray]:
         if role == "decoder":
-            return {"z": rng.standard_normal((batch, 16), dtype=np.float32)}
+            return {"z": rng.standard_normal((batch, latent_dim), dtype=np.float32)}
         return {"x": rng.random((batch, 1, 28, 28), dtype=np.float32)}
 
     results: dict[str, Any] = {"meta": machine_info(), "physical_cores": cores, "rounds": rounds}

@@ -328,6 +328,44 @@ def test_batch_split_matches_one_thread_and_shares_one_worker_pool() -> None:
     assert runners._workers is not None and runners._workers_size >= 2  # one pool for every graph
 
 
+def test_small_batches_go_to_a_second_session_made_once() -> None:
+    from vaegen_infer.runners import SplitRunner
+
+    class Fake:
+        def __init__(self, tag: str) -> None:
+            self.tag, self.rows = tag, []
+
+        def run(self, outputs, feeds):  # type: ignore[no-untyped-def]
+            (x,) = feeds.values()
+            self.rows.append(len(x))
+            return [x * (2.0 if self.tag == "small" else 1.0)]
+
+    made: list[Fake] = []
+    main = Fake("main")
+    runner = SplitRunner(main, parts=2, min_rows=32, small_session=lambda: made.append(Fake("small")) or made[-1])
+    x = np.ones((63, 3), np.float32)
+    np.testing.assert_array_equal(runner.run(["y"], {"x": x})[0], 2 * x)  # under two chunks: the small session
+    runner.run(["y"], {"x": x[:1]})
+    assert len(made) == 1 and made[0].rows == [63, 1] and main.rows == []
+    np.testing.assert_array_equal(runner.run(["y"], {"x": np.ones((64, 3), np.float32)})[0], np.ones((64, 3)))
+    assert sum(main.rows) == 64 and len(main.rows) == 2 and made[0].rows == [63, 1]
+
+
+def test_small_batch_session_options() -> None:
+    opts = providers.session_options(ProviderRequest("cpu", threads=2, parallel="batch"), small_batch=True)
+    assert opts.intra_op_num_threads == 2
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+
+
+def test_small_batches_on_intra_op_threads_give_the_one_thread_results() -> None:
+    two = vi.load("mnist-vae", providers="cpu", threads=2)
+    one = vi.load("mnist-vae", providers="cpu", threads=1)
+    z = two.sample_latents(8, seed=0)
+    np.testing.assert_array_equal(two.decode(z), one.decode(z))  # MLAS splits rows and columns, not sums
+    assert two._runner("decoder").small_batch_session() is not two._runner("decoder").session
+
+
 def test_split_chunks_cover_the_batch_once() -> None:
     from vaegen_infer.runners import SplitRunner
 

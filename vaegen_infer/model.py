@@ -107,7 +107,8 @@ class Model:
             parts = split_parts(self.request)
             if parts == 1:
                 return SessionRunner(session)
-            return SplitRunner(session, parts, MIN_ROWS_PER_PART)
+            small = lambda: self._new_session(role, data, small_batch=True)[0]  # noqa: E731
+            return SplitRunner(session, parts, MIN_ROWS_PER_PART, small)
         if not self.request.cuda_graph:
             return CudaRunner(session, self.request.device_id)
         spec = self.manifest.graph(role)
@@ -119,9 +120,9 @@ class Model:
             self.request.device_id,
         )
 
-    def _new_session(self, role: str, data: bytes) -> tuple[Any, str]:
+    def _new_session(self, role: str, data: bytes, small_batch: bool = False) -> tuple[Any, str]:
         try:
-            return create_session(data, self.request)
+            return create_session(data, self.request, small_batch)
         except BundleError:
             raise
         except Exception as exc:  # ONNX Runtime raises its own exception types for bad graphs

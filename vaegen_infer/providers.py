@@ -254,12 +254,19 @@ def intra_op_threads(request: ProviderRequest) -> int:
     return 1 if request.parallel == "batch" else request.threads or physical_cores()
 
 
-def session_options(request: ProviderRequest) -> Any:
+def session_options(request: ProviderRequest, small_batch: bool = False) -> Any:
     """CPU session settings, each chosen by measurement on this project's 2-core benchmark
-    machine (`python benchmarks/session_settings.py`; benchmarks/results/session_settings.md has
-    the tables: p50 over 5 interleaved rounds, 1-minute load average 3.7-4.0 from training jobs
-    of another user). The machine was never idle while this was measured: the numbers show what
-    works on a shared machine, and none of them shows the gain of a second free core.
+    machines (`python benchmarks/session_settings.py`; benchmarks/results/session_settings.md has
+    the tables of the latest run, on an idle machine: p50 over 5 interleaved rounds). An earlier
+    run on a machine loaded by another user's training jobs (1-minute load average 3.7-4.0) is
+    quoted where it decided something: what works on a shared machine matters as much as what
+    works on an idle one.
+
+    - `small_batch`: the options of the second session a batch-split runner keeps for batches too
+      small to split (under 2 x MIN_ROWS_PER_PART rows): ONNX Runtime's own T intra-op threads,
+      spinning on. Idle, that ran batch 1 2.0-2.3x faster than one thread (encoder 0.071 against
+      0.165 ms, decoder 0.090 against 0.184) and batch 8 1.2-1.9x faster; loaded, it was within
+      8% of one thread either way at batch 1 to 8. Its pool threads spin only around small calls.
 
     - Graph optimisation ORT_ENABLE_ALL: its NCHWc layout transformer runs the encoder's
       convolutions 1.7x faster than EXTENDED at batch 64 and 512 and 1.25x at batch 1; the
@@ -291,20 +298,26 @@ def session_options(request: ProviderRequest) -> Any:
     if _shared_pool_threads is not None:
         opts.use_per_session_threads = False  # the process-wide pool; see share_thread_pool
         return opts
+    if small_batch:
+        opts.intra_op_num_threads = request.threads or physical_cores()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        return opts
     opts.intra_op_num_threads = intra_op_threads(request)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPINNING else "0")
     return opts
 
 
-def create_session(model_bytes: bytes, request: ProviderRequest) -> tuple[Any, str]:
-    """Create one session for a serialized graph; return it and the provider really running it."""
+def create_session(model_bytes: bytes, request: ProviderRequest, small_batch: bool = False) -> tuple[Any, str]:
+    """Create one session for a serialized graph; return it and the provider really running it.
+    `small_batch`: CPU options for batches too small to split (see session_options)."""
     import onnxruntime as ort
 
     available = ort.get_available_providers()
     providers = plan(request, available, driver_present=request.kind == "cuda" or cuda_driver_present())
     if any((p[0] if isinstance(p, tuple) else p) == CUDA for p in providers):
         preload_cuda_libraries()
-    session = ort.InferenceSession(model_bytes, sess_options=session_options(request), providers=providers)
+    opts = session_options(request, small_batch)
+    session = ort.InferenceSession(model_bytes, sess_options=opts, providers=providers)
     active = session.get_providers()
     which = check_active(request, active)
     if request.kind == "auto":

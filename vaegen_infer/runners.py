@@ -84,15 +84,32 @@ class SplitRunner:
     chunks compute in parallel on one session (no extra copy of the weights). Taking chunks as
     they come, rather than one fixed half per thread, keeps every thread busy when one core is
     also serving another process: a fixed half on the busy core would make the whole call wait.
-    Batches under two chunks run on the calling thread alone.
+    Batches under two chunks go to a second session of the same graph, made on first use by
+    `small_session`, which computes one small batch on ONNX Runtime's own intra-op threads (see
+    providers.session_options); without one, they run on the calling thread alone.
     """
 
     provider = "cpu"
 
-    def __init__(self, session: Any, parts: int, min_rows: int) -> None:
+    def __init__(
+        self, session: Any, parts: int, min_rows: int, small_session: Callable[[], Any] | None = None
+    ) -> None:
         self.session = session
         self.parts = max(1, parts)
         self.min_rows = max(1, min_rows)
+        self._make_small = small_session
+        self._small: Any = None
+        self._small_lock = threading.Lock()
+
+    def small_batch_session(self) -> Any:
+        """The session for batches too small to split: created once, on first use."""
+        if self._make_small is None:
+            return self.session
+        if self._small is None:
+            with self._small_lock:
+                if self._small is None:
+                    self._small = self._make_small()
+        return self._small
 
     def chunks(self, n: int) -> list[tuple[int, int]]:
         """[start, stop) row ranges for a batch of n rows; one range when n is too small to split."""
@@ -105,7 +122,7 @@ class SplitRunner:
         ((name, array),) = feeds.items()  # our graphs have one input, batch on axis 0
         n = int(array.shape[0])
         if self.parts == 1 or n < 2 * self.min_rows:  # small batch: straight through, nothing copied
-            return self.session.run(outputs, feeds)
+            return self.small_batch_session().run(outputs, feeds)
         names = list(outputs)
         spans = self.chunks(n)
         results: list[list[np.ndarray] | None] = [None] * len(spans)
