@@ -290,14 +290,23 @@ def run_cells(
     return timings
 
 
+def _session_for_one_row(g: Any, role: str) -> Any:
+    """The session that really runs a batch of 1: a batch-split runner keeps a second one for that."""
+    from vaegen_infer.runners import SplitRunner
+
+    runner = g._runner(role)
+    return runner.small_batch_session() if isinstance(runner, SplitRunner) else runner.session
+
+
 def library_overhead(g: Any, rounds: int, block: int) -> dict[str, Any]:
     """`Model.decode` / `Model.encode` against a bare `session.run` on the same session, batch 1."""
     out: dict[str, Any] = {}
     z = g.sample_latents(1, seed=0)  # (1, D)
     x = g.decode(z)  # (1, C, H, W)
+    dec, enc = _session_for_one_row(g, "decoder"), _session_for_one_row(g, "encoder")
     cases = {
-        "decode": (lambda: g.decode(z), lambda s=g._session("decoder"): s.run(["x"], {"z": z})),
-        "encode": (lambda: g.encode(x), lambda s=g._session("encoder"): s.run(["mu", "logvar"], {"x": x})),
+        "decode": (lambda: g.decode(z), lambda: dec.run(["x"], {"z": z})),
+        "encode": (lambda: g.encode(x), lambda: enc.run(["mu", "logvar"], {"x": x})),
     }
     for name, (lib, bare) in cases.items():
         warm_up(lib, 50), warm_up(bare, 50)
