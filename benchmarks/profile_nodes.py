@@ -84,9 +84,10 @@ def main() -> None:
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
+    latent_dim = json.loads((args.bundle / "model.json").read_text())["latent_dim"]
     feeds = {
         "encoder": {"x": rng.random((args.batch, 1, 28, 28), dtype=np.float32)},
-        "decoder": {"z": rng.standard_normal((args.batch, 16), dtype=np.float32)},
+        "decoder": {"z": rng.standard_normal((args.batch, latent_dim), dtype=np.float32)},
     }
     gemm = gemm_one_thread()
     rows: list[dict[str, Any]] = []
