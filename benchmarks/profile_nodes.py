@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -44,12 +45,12 @@ def profile(path: Path, feeds: dict[str, np.ndarray], runs: int) -> dict[str, fl
 
     opts = session_options(ProviderRequest("cpu", threads=1))
     opts.enable_profiling = True
-    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    for _ in range(3 + runs):  # the profile holds the warm-up too: only the last `runs` count
-        session.run(None, feeds)
-    trace = Path(session.end_profiling())
-    events = json.loads(trace.read_text())
-    trace.unlink()
+    with tempfile.TemporaryDirectory() as tmp:  # no trace left behind, even when a run fails
+        opts.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        for _ in range(3 + runs):  # the profile holds the warm-up too: only the last `runs` count
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
     per_node: dict[str, list[tuple[str, float]]] = defaultdict(list)
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
