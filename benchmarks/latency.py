@@ -164,18 +164,18 @@ def torch_engines(
     from train.export import model_from_bundle
 
     model = model_from_bundle(bundle)
-    d = model.sample_prior  # (n, generator) -> z (n, D) from the bundle's prior
+    draw = model.sample_prior  # (n, generator) -> z (n, D) from the bundle's prior
     threads = torch.get_num_threads()
     decode = lambda z: torch.sigmoid(model.decode(z))  # noqa: E731  logits -> images in [0, 1]
     engines = [
         Engine(
             "torch-eager",
-            torch_ops(model.encode, decode, d),
+            torch_ops(model.encode, decode, draw),
             f"cpu, torch {torch.__version__}, its default {threads} threads, inference_mode",
         ),
         # torch's OpenMP threads wait for each other at every operator: on a machine where other
         # processes hold the cores, one thread can be much faster, so that is measured too.
-        Engine("torch-eager-1t", torch_ops(model.encode, decode, d, threads=1), "as torch-eager, 1 thread"),
+        Engine("torch-eager-1t", torch_ops(model.encode, decode, draw, threads=1), "as torch-eager, 1 thread"),
     ]
     info: dict[str, Any] = {"torch": str(torch.__version__), "torch_threads": threads}
     if not with_compile:
@@ -202,7 +202,9 @@ def torch_engines(
     info["torch_compile_seconds"] = round(seconds, 1)
     engines.append(
         Engine(
-            "torch-compile", torch_ops(enc_c, dec_c, d), f"cpu, torch.compile (inductor), compiled in {seconds:.0f} s"
+            "torch-compile",
+            torch_ops(enc_c, dec_c, draw),
+            f"cpu, torch.compile (inductor), compiled in {seconds:.0f} s",
         )
     )
     return engines, info
@@ -290,20 +292,12 @@ def run_cells(
     return timings
 
 
-def _session_for_one_row(g: Any, role: str) -> Any:
-    """The session that really runs a batch of 1: a batch-split runner keeps a second one for that."""
-    from vaegen_infer.runners import SplitRunner
-
-    runner = g._runner(role)
-    return runner.small_batch_session() if isinstance(runner, SplitRunner) else runner.session
-
-
 def library_overhead(g: Any, rounds: int, block: int) -> dict[str, Any]:
     """`Model.decode` / `Model.encode` against a bare `session.run` on the same session, batch 1."""
     out: dict[str, Any] = {}
     z = g.sample_latents(1, seed=0)  # (1, D)
     x = g.decode(z)  # (1, C, H, W)
-    dec, enc = _session_for_one_row(g, "decoder"), _session_for_one_row(g, "encoder")
+    dec, enc = g._runner("decoder").session_for(1), g._runner("encoder").session_for(1)  # what batch 1 runs on
     cases = {
         "decode": (lambda: g.decode(z), lambda: dec.run(["x"], {"z": z})),
         "encode": (lambda: g.encode(x), lambda: enc.run(["mu", "logvar"], {"x": x})),
@@ -339,7 +333,7 @@ def end_to_end(bundle: Path, default_bundle: bool, runs: int, tmp: Path) -> dict
     config = vi.load(bundle, providers="cpu").manifest.training["model_config"]
     model = model_from_bundle(bundle)
     # A learned prior travels as its components, as in the bundle (Autoencoder.fix_prior).
-    prior = None if model.fixed_components is None else [t.clone() for t in model.fixed_components]
+    prior = None if model.fixed_components is None else list(model.fixed_components)
     torch.save({"config": config, "state_dict": model.state_dict(), "prior_components": prior}, ckpt)
     ours = [str(exe), "sample", "--n", "64", "--seed", "0", "-o", str(tmp / "ours.png")]
     if not default_bundle:

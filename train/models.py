@@ -10,7 +10,7 @@ from torch import nn
 
 from train.config import LEARNED_PRIORS, ModelConfig
 from vaegen_infer.manifest import DETERMINISTIC_LOGVAR, PriorSpec
-from vaegen_infer.priors import GaussianPrior, make_prior
+from vaegen_infer.priors import GaussianPrior
 
 LOG_2PI = math.log(2 * math.pi)
 DEFAULT_VAMP_COMPONENTS = 500
@@ -196,9 +196,7 @@ class Autoencoder(nn.Module):
             return mu_k[pick] + torch.exp(0.5 * logvar_k[pick]) * torch.randn(n, d, generator=generator)
         if self.cfg.prior != "gaussian":
             raise ValueError(f"PyTorch sampling covers gaussian and learned priors, not '{self.cfg.prior}'")
-        runtime = make_prior(self.prior_spec(), d)  # the runtime's reading of the parameters
-        assert isinstance(runtime, GaussianPrior)
-        scale = runtime.scale
+        scale = GaussianPrior(d, **self.cfg.prior_params).scale  # the runtime's reading, default included
         return scale * torch.randn(n, d, generator=generator)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:

@@ -138,6 +138,10 @@ class GaussianMixturePrior(Prior):
                 )
         self.weights, self.means, self.logvars = w / w.sum(), mu, lv
         self._std = np.exp(0.5 * lv)  # (K, D)
+        # The component CDF, built once as Generator.choice(p=...) builds it on every call (with its
+        # checks of p: ~10 us of a 40 us batch-1 draw); searchsorted on it picks the same components.
+        cdf = self.weights.cumsum()
+        self._cdf = cdf / cdf[-1]  # (K,)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -156,7 +160,7 @@ class GaussianMixturePrior(Prior):
         # Components and noise come from two child streams, each read row by row, so the first m of
         # n draws are the m draws: sample(64) begins sample(1000), as it does for a Gaussian prior.
         pick, noise = (np.random.default_rng(s) for s in rng.integers(0, 2**63, size=2))
-        comp = pick.choice(len(self.weights), size=n, p=self.weights)  # (n,)
+        comp = self._cdf.searchsorted(pick.random(n), side="right")  # (n,) as pick.choice(K, n, p=weights)
         return self.means[comp] + self._std[comp] * noise.standard_normal((n, self.dim))
 
     def mean(self) -> np.ndarray:

@@ -45,6 +45,10 @@ class SessionRunner:
     def __init__(self, session: Any) -> None:
         self.session = session
 
+    def session_for(self, rows: int) -> Any:
+        """The session a batch of `rows` runs on."""
+        return self.session
+
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         return self.session.run(list(outputs), dict(feeds))
 
@@ -111,9 +115,17 @@ class SplitRunner:
                     self._small = self._make_small()
         return self._small
 
+    def _splits(self, rows: int) -> bool:
+        """Whether a batch of `rows` is cut into chunks: at least two chunks of min_rows."""
+        return self.parts > 1 and rows >= 2 * self.min_rows
+
+    def session_for(self, rows: int) -> Any:
+        """The session a batch of `rows` runs on: chunks of a split batch share the main one."""
+        return self.session if self._splits(rows) else self.small_batch_session()
+
     def chunks(self, n: int) -> list[tuple[int, int]]:
         """[start, stop) row ranges for a batch of n rows; one range when n is too small to split."""
-        if self.parts == 1 or n < 2 * self.min_rows:
+        if not self._splits(n):
             return [(0, n)]
         size = max(self.min_rows, -(-n // (4 * self.parts)))  # ceil: about 4 chunks per thread
         return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
@@ -121,7 +133,7 @@ class SplitRunner:
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         ((name, array),) = feeds.items()  # our graphs have one input, batch on axis 0
         n = int(array.shape[0])
-        if self.parts == 1 or n < 2 * self.min_rows:  # small batch: straight through, nothing copied
+        if not self._splits(n):  # small batch: straight through, nothing copied
             return self.small_batch_session().run(outputs, feeds)
         names = list(outputs)
         spans = self.chunks(n)
