@@ -1,0 +1,72 @@
+"""`vaegen-infer serve`: the library over HTTP (extra `serve`: fastapi, uvicorn, python-multipart,
+prometheus-client), with dynamic batching and the latent-explorer page at `/`.
+
+    from vaegen_infer.serve import Settings, create_app
+    app = create_app({"mnist-vae": vaegen_infer.load("mnist-vae")}, Settings())
+
+`Settings` and `Batcher` import without the extra; `create_app` and `run` need it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .batcher import Batcher, Closed, QueueFull
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from fastapi import FastAPI
+
+    from ..model import Model
+
+MISSING_EXTRA = "the server needs the serve extra: pip install 'vaegen-infer[serve]'"
+
+
+def _require() -> None:
+    from ..errors import UsageError
+
+    try:
+        import fastapi  # noqa: F401
+        import multipart  # noqa: F401  (python-multipart)
+        import prometheus_client  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(f"{MISSING_EXTRA} ({exc.name} is missing)") from None
+
+
+def create_app(models: Mapping[str, Model], settings: Settings) -> FastAPI:
+    """The FastAPI app serving `models` (name -> loaded Model); see `vaegen_infer.serve.app`."""
+    _require()
+    from .app import create_app as build
+
+    return build(models, settings)
+
+
+def run(models: Mapping[str, Model], settings: Settings, log_level: str = "info") -> None:
+    """Serve until SIGINT/SIGTERM; on a signal, stop accepting, finish what is in flight, exit."""
+    _require()
+    import logging
+
+    import uvicorn
+
+    from .app import create_app as build
+
+    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO), format="%(message)s")
+    app = build(models, settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,  # the app writes its own structured access log
+        log_config=None,
+        log_level=log_level,
+        timeout_graceful_shutdown=settings.graceful_timeout_s,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.run()
+
+
+__all__ = ["Batcher", "Closed", "QueueFull", "Settings", "create_app", "run"]

@@ -1,0 +1,987 @@
+"""`create_app(models, settings) -> FastAPI`: the HTTP front door over the library.
+
+No module-level state: everything a request touches hangs off the app this factory builds, so
+tests build apps in-process and uvicorn only runs one. Each operation route converts HTTP input
+to the library function's parameters, runs the library's code (through `BatchedModel`, so graph
+calls are batched across requests), and converts the result to PNG, NPY or JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hmac
+import io
+import json
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..errors import VaegenError
+from ..images import load_image
+from ..model import Model
+from .batched import BatchedModel
+from .batcher import Batcher, Closed, QueueFull
+from .metrics import Metrics
+from .problems import PROBLEM_TYPE, Problem
+from .render import grids, png_bytes
+from .settings import Settings
+
+STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("vaegen_infer.serve")
+access_log = logging.getLogger("vaegen_infer.serve.access")
+
+MEDIA = {"png": "image/png", "npy": "application/x-npy", "json": "application/json"}
+_BY_MEDIA = {v: k for k, v in MEDIA.items()}
+_OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/openapi.json", "/static/")  # no API key needed
+
+
+# -- request bodies: field names are the library's parameter names ------------------------------
+
+Format = Literal["png", "npy", "json"] | None
+# An image in JSON: a base64 string of an image file (a data: URL is fine), or numbers (C, H, W).
+ImageField = str | list[Any]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Format = Field(None, description="png, npy or json; wins over the Accept header")
+
+
+class SampleBody(_Body):
+    n: int = Field(16, ge=1, description="How many images (or, with per_label, how many per label).")
+    seed: int | None = Field(None, ge=0, lt=2**63, description="Same seed, same images; default: random.")
+    label: int | str | None = Field(None, description="Class to draw from (label-conditioned models).")
+    per_label: int | None = Field(None, ge=1, le=64, description="A row of this many per label (PNG).")
+    cols: int | None = Field(None, ge=1, le=1000)
+    scale: int = Field(2, ge=1, le=16)
+
+
+class DecodeBody(_Body):
+    z: list[list[float]] = Field(description="Latent codes, a list of rows of latent_dim numbers.")
+    cols: int | None = Field(None, ge=1, le=1000)
+    scale: int = Field(2, ge=1, le=16)
+
+
+class _ImagesBody(_Body):
+    images: list[ImageField] | None = Field(None, description="Images (or upload them as `files`).")
+    strict: bool = Field(False, description="Refuse images of the wrong size instead of resizing.")
+    invert: bool = Field(False, description="Invert grey levels (dark strokes on light paper).")
+
+
+class EncodeBody(_ImagesBody):
+    pass
+
+
+class ReconstructBody(_ImagesBody):
+    sample: bool = False
+    seed: int | None = Field(None, ge=0, lt=2**63)
+    cols: int = Field(10, ge=1, le=1000)
+    scale: int = Field(2, ge=1, le=16)
+
+
+class InterpolateBody(_ImagesBody):
+    anchors: list[ImageField] | None = Field(
+        None, description="Two or more anchors: codes (latent_dim numbers) or images; or upload `files`."
+    )
+    steps: int = Field(10, ge=2)
+    method: Literal["slerp", "lerp"] = "slerp"
+    scale: int = Field(2, ge=1, le=16)
+
+
+class ShiftBody(_ImagesBody):
+    attribute: str
+    amounts: list[float] = Field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
+    scale: int = Field(2, ge=1, le=16)
+
+
+class TraverseBody(_ImagesBody):
+    image: ImageField | None = Field(None, description="The centre image (or one upload); default: the prior's centre.")
+    dims: list[int] | None = Field(None, description="Dimensions to vary; default: the 8 most used.")
+    span: float = Field(3.0, gt=0, le=100)
+    steps: int = Field(9, ge=2)
+    scale: int = Field(2, ge=1, le=16)
+
+
+class ManifoldBody(_Body):
+    n: int = Field(20, ge=2, le=100)
+    dims: list[int] | None = Field(None, min_length=2, max_length=2)
+    scale: int = Field(2, ge=1, le=16)
+
+
+class LatentMapBody(_ImagesBody):
+    labels: list[int] | None = Field(None, description="A class index per posted image, for colours.")
+    dims: list[int] | None = Field(None, min_length=2, max_length=2)
+
+
+class ScoreBody(_ImagesBody):
+    k: int = Field(100, ge=1, le=5000, description="Importance samples per image.")
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    body: type[_Body]
+    formats: tuple[str, ...]  # the first is the default
+    summary: str
+
+
+OPERATIONS = {
+    op.name: op
+    for op in (
+        Operation("sample", SampleBody, ("png", "npy", "json"), "Draw images from the model's prior."),
+        Operation("encode", EncodeBody, ("json", "npy"), "Images -> latent codes (mu, logvar)."),
+        Operation("decode", DecodeBody, ("png", "npy", "json"), "Latent codes -> images."),
+        Operation("reconstruct", ReconstructBody, ("png", "npy", "json"), "Encode and decode images."),
+        Operation("interpolate", InterpolateBody, ("png", "npy", "json"), "Images along a path between anchors."),
+        Operation("shift", ShiftBody, ("png", "npy", "json"), "Move images along an attribute direction."),
+        Operation("traverse", TraverseBody, ("png", "npy", "json"), "Vary one latent dimension at a time."),
+        Operation("manifold", ManifoldBody, ("png", "npy", "json"), "Decode a grid over two latent dimensions."),
+        Operation("latent-map", LatentMapBody, ("png", "json"), "The prior's density and posted images' codes."),
+        Operation("score", ScoreBody, ("json", "npy"), "Importance-sampled log-likelihood per image."),
+    )
+}
+
+
+# -- the app's state ------------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """One model and its batchers."""
+
+    model: Model
+    batched: BatchedModel
+
+
+@dataclass
+class _State:
+    models: dict[str, Model]
+    settings: Settings
+    metrics: Metrics
+    served: dict[str, Served] = field(default_factory=dict)
+    ready: bool = False
+    limiter: Any = None  # anyio.CapacityLimiter, made inside the event loop
+
+    def get(self, name: str) -> Served:
+        served = self.served.get(name)  # a dict lookup: a name never reaches the file system
+        if served is None:
+            if name not in self.models:
+                raise Problem(404, f"unknown model '{name}'; available models: {', '.join(self.models) or '(none)'}")
+            raise Problem(503, "the server is starting or stopping; retry in a moment", {"Retry-After": "1"})
+        return served
+
+
+def create_app(models: Mapping[str, Model], settings: Settings) -> FastAPI:
+    """An app serving `models` (name -> loaded Model) under `settings`. Batchers start, and every
+    session is created, in the app's lifespan (startup); shutdown serves what is queued, then stops."""
+    if not isinstance(settings, Settings):
+        raise TypeError("settings must be a vaegen_infer.serve.Settings")
+    state = _State(dict(models), settings, Metrics())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        state.limiter = anyio.CapacityLimiter(settings.threads)
+        for name, model in state.models.items():
+            state.served[name] = _serve(name, model, settings, state.metrics)
+        await anyio.to_thread.run_sync(_warm_up, list(state.served.values()))
+        state.ready = True
+        log.info("ready: %s", ", ".join(state.models) or "no models")
+        try:
+            yield
+        finally:
+            state.ready = False
+            served = list(state.served.values())
+            await anyio.to_thread.run_sync(_close, served, settings.graceful_timeout_s)
+            state.served.clear()
+
+    app = FastAPI(
+        title="vaegen-infer",
+        version=__version__,
+        description="Images from VAE/AAE bundles: every operation of the vaegen_infer library over HTTP.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.vaegen = state
+    app.add_middleware(_FrontDoor, state=state)  # auth, body limit, metrics, access log
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+        )
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return problem_response(Problem(exc.status_code, str(exc.detail)), request.url.path)
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return problem_response(exc, request.url.path)
+
+    @app.get("/", include_in_schema=False)
+    async def explorer() -> Response:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="vaegen-infer API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz() -> Response:
+        """Every model is loaded and its sessions are created (503 before that and while stopping)."""
+        if not state.ready:
+            return problem_response(Problem(503, "not ready: models are loading or the server is stopping"), "/readyz")
+        return JSONResponse({"status": "ready", "models": list(state.models)})
+
+    @app.get("/metrics", tags=["operations"])
+    async def metrics() -> Response:
+        """Prometheus metrics: requests by endpoint and status, latency, batch sizes, queue depth."""
+        body, media = state.metrics.render()
+        return Response(body, media_type=media)
+
+    @app.get("/v1/models", tags=["models"])
+    async def list_models() -> dict[str, Any]:
+        """The models this server holds, one summary each."""
+        return {"models": [summary(m) for m in state.models.values()]}
+
+    @app.get("/v1/models/{name}", tags=["models"])
+    async def one_model(name: str) -> dict[str, Any]:
+        """One model's summary: its manifest without file names and hashes, plus what the explorer needs."""
+        model = state.models.get(name)
+        if model is None:
+            raise Problem(404, f"unknown model '{name}'; available models: {', '.join(state.models) or '(none)'}")
+        return summary(model, full=True)
+
+    for op in OPERATIONS.values():
+        if op.name == "score" and not hasattr(Model, "score"):
+            continue  # the library of this version has no score(); the route appears with it
+        app.add_api_route(
+            f"/v1/models/{{name}}/{op.name}",
+            _endpoint(state, op),
+            methods=["POST"],
+            name=op.name,
+            summary=op.summary,
+            tags=["operations on a model"],
+            response_class=Response,
+            openapi_extra=_openapi_for(op),
+        )
+    return app
+
+
+def _serve(name: str, model: Model, settings: Settings, metrics: Metrics) -> Served:
+    window = settings.batch_window_ms / 1000.0
+
+    def batcher(graph: str, fn: Callable[[np.ndarray], Any]) -> Batcher:
+        b = Batcher(
+            fn, f"{name}/{graph}", window, settings.max_batch, settings.max_queue,
+            on_batch=lambda rows, reqs, secs: metrics.batch(name, graph, rows, reqs, secs),
+        )  # fmt: skip
+        metrics.watch_queue(name, graph, b.depth)
+        return b
+
+    return Served(model, BatchedModel(model, batcher("decoder", model.decode), batcher("encoder", model.encode)))
+
+
+def _warm_up(served: list[Served]) -> None:
+    """Create every session now (readyz means it) with one tiny call per graph."""
+    for s in served:
+        m = s.model
+        s.batched.decode(np.asarray(m.prior.mean(), np.float32)[None])
+        lo, hi = m.manifest.image.value_range
+        s.batched.encode(np.full((1, *m.image_shape), (lo + hi) / 2, np.float32))
+
+
+def _close(served: list[Served], timeout: float) -> None:
+    for s in served:
+        s.batched.decoder.close(timeout)
+        s.batched.encoder.close(timeout)
+
+
+# -- model summaries ------------------------------------------------------------------------------
+
+
+def summary(model: Model, full: bool = False) -> dict[str, Any]:
+    m = model.manifest
+    out: dict[str, Any] = {
+        "name": m.name,
+        "kind": m.kind,
+        "description": m.description,
+        "image": {
+            "channels": m.image.channels, "height": m.image.height, "width": m.image.width,
+            "value_range": list(m.image.value_range), "likelihood": m.image.likelihood,
+        },
+        "latent_dim": m.latent_dim,
+        "prior": m.prior.name,
+        "conditional": bool(m.conditional),
+        "labels": list(m.labels) if m.labels else None,
+        "attributes": sorted(m.attributes),
+    }  # fmt: skip
+    if not full:
+        return out
+    prior = model.prior
+    out["prior"] = {"name": m.prior.name, "describe": _short(prior.describe(), 200)}
+    out["prior_mean"] = [float(v) for v in prior.mean()]
+    out["prior_std"] = [float(v) for v in prior.std()]
+    out["dims_by_importance"] = model.dims_by_importance()
+    out["attributes"] = {
+        key: {
+            "description": a.description,
+            "source": a.source,
+            "kind": getattr(a, "kind", "direction"),
+            "amount": getattr(a, "amount", None),
+            "vector": [float(v) for v in a.vector],
+        }
+        for key, a in m.attributes.items()
+    }
+    factors = getattr(m, "latent_factors", None)
+    if factors:
+        per_dim = factors.get("per_dim") if isinstance(factors, dict) else getattr(factors, "per_dim", None)
+        if per_dim:
+            out["factor_per_dim"] = [(d.get("factor") if isinstance(d, dict) else getattr(d, "factor", None))
+                                     for d in per_dim]  # fmt: skip
+    out["metrics"] = m.metrics
+    out["operations"] = [op for op in OPERATIONS if op != "score" or hasattr(Model, "score")]
+    return out
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# -- parsing requests -----------------------------------------------------------------------------
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+@dataclass
+class Upload:
+    """An uploaded (or base64-posted) image file."""
+
+    name: str
+    data: bytes
+
+
+async def read_params(request: Request, settings: Settings) -> tuple[dict[str, Any], list[Upload]]:
+    """A JSON object, or multipart/form-data (`files` plus fields), -> (fields, uploads)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("", "application/json"):
+        raw = await request.body()
+        if not raw.strip():
+            return {}, []
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise Problem(400, f"the body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise Problem(400, "the JSON body must be an object whose keys are the operation's parameters")
+        return data, []
+    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        try:
+            form = await request.form(max_files=settings.max_images, max_fields=200)
+        except BodyTooLarge:
+            raise
+        except Exception as exc:  # python-multipart / starlette parse errors
+            raise Problem(400, f"cannot parse the form: {exc}") from None
+        fields: dict[str, Any] = {}
+        uploads: list[Upload] = []
+        try:
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    v = _form_value(key, value)
+                    if key in fields:  # a repeated field is a list (dims=0&dims=1)
+                        prev = fields[key]
+                        fields[key] = ([*prev, v] if isinstance(prev, list) else [prev, v])
+                    else:
+                        fields[key] = v
+                elif key == "files":
+                    uploads.append(Upload(value.filename or f"files[{len(uploads)}]", await value.read()))
+                else:
+                    raise Problem(400, f"uploads go in fields named 'files', got a file in '{key}'")
+        finally:
+            await form.close()
+        return fields, uploads
+    raise Problem(415, f"send application/json or multipart/form-data, not '{ctype}'")
+
+
+def _form_value(key: str, text: str) -> Any:
+    """Form values are text: JSON where it parses (numbers, lists, true), a comma list for lists."""
+    t = text.strip()
+    try:
+        return json.loads(t)
+    except json.JSONDecodeError:
+        pass
+    if key in ("amounts", "dims", "labels") and "," in t:
+        try:
+            return json.loads(f"[{t}]")
+        except json.JSONDecodeError:
+            pass
+    return text
+
+
+def negotiate(op: Operation, explicit: str | None, accept: str | None) -> str:
+    """The response format: `format` if given, else the first acceptable type in Accept, else the default."""
+    if explicit is not None:
+        if explicit not in op.formats:
+            raise Problem(400, f"'{op.name}' answers in {', '.join(op.formats)}, not {explicit}")
+        return explicit
+    if not accept:
+        return op.formats[0]
+    wanted: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept.split(",")):
+        bits = [b.strip() for b in part.split(";")]
+        q = 1.0
+        for b in bits[1:]:
+            if b.startswith("q="):
+                with contextlib.suppress(ValueError):
+                    q = float(b[2:])
+        if q > 0:
+            wanted.append((-q, i, bits[0].lower()))
+    for _, _, media in sorted(wanted):
+        if media in ("*/*", "image/*", "application/*"):
+            prefix = media.split("/")[0]
+            for f in op.formats:
+                if prefix == "*" or MEDIA[f].startswith(prefix + "/"):
+                    return f
+        fmt = _BY_MEDIA.get(media)
+        if fmt in op.formats:
+            return fmt
+    choices = ", ".join(MEDIA[f] for f in op.formats)
+    raise Problem(406, f"'{op.name}' answers in {choices}; the Accept header allows none of them")
+
+
+def validate(op: Operation, fields: dict[str, Any]) -> Any:
+    try:
+        return op.body.model_validate(fields)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]} for e in exc.errors()
+        ]
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise Problem(422, f"{first['field']}: {first['message']}{more}", errors=errors) from None
+
+
+class _Named(io.BytesIO):
+    """Image bytes that `load_image` can open and name in its messages."""
+
+    def __init__(self, upload: Upload) -> None:
+        super().__init__(upload.data)
+        self.name = upload.name
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def decode_images(model: Model, items: list[Any], uploads: list[Upload], settings: Settings,
+                  strict: bool, invert: bool) -> np.ndarray:  # fmt: skip
+    """JSON image fields and uploads -> (N, C, H, W) float32, each through the library's load_image."""
+    out: list[np.ndarray] = []
+    files = [*(_upload_of(item, i) for i, item in enumerate(items) if isinstance(item, str)), *uploads]
+    arrays = [item for item in items if not isinstance(item, str)]
+    if len(files) + len(arrays) > settings.max_images:
+        raise Problem(413, f"at most {settings.max_images} images per request, got {len(files) + len(arrays)}")
+    for a in arrays:
+        x = np.asarray(a, dtype=np.float32) if _numeric(a) else None
+        if x is None or x.shape != model.image_shape:
+            raise Problem(400, f"an image given as numbers must have shape {list(model.image_shape)}")
+        out.append(x)
+    for up in files:
+        _check_pixels(up, settings.max_image_pixels)
+        out.append(load_image(_Named(up), model.image_shape, strict=strict, invert=invert))  # type: ignore[arg-type]
+    if not out:
+        raise Problem(400, "no images given: post them as `files` (multipart) or in the JSON field `images`")
+    return np.stack(out)
+
+
+def _numeric(a: Any) -> bool:
+    try:
+        arr = np.asarray(a, dtype=np.float32)
+    except (TypeError, ValueError):
+        return False
+    return arr.dtype == np.float32
+
+
+def _upload_of(item: str, i: int) -> Upload:
+    text = item.split(",", 1)[1] if item.startswith("data:") else item
+    try:
+        return Upload(f"images[{i}]", base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        raise Problem(400, f"images[{i}] is not base64 image data (or a data: URL)") from None
+
+
+def _check_pixels(up: Upload, limit: int) -> None:
+    """Read the header only and refuse huge images before Pillow decodes a single pixel."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(up.data)) as img:
+                w, h = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise Problem(413, f"{up.name}: refused, too many pixels for safe decoding") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise Problem(400, f"{up.name} is not an image Pillow can read") from None
+    if w * h > limit:
+        raise Problem(413, f"{up.name} is {w}x{h} = {w * h:,} pixels; this server takes at most {limit:,}")
+
+
+def _codes_or_images(model: Model, items: list[Any], uploads: list[Upload], settings: Settings,
+                     strict: bool, invert: bool) -> list[np.ndarray]:  # fmt: skip
+    """Interpolation anchors: codes (D numbers) stay codes; images are loaded; order kept (files last)."""
+    d = model.latent_dim
+    out: list[np.ndarray] = []
+    for i, item in enumerate(items):
+        if isinstance(item, list) and len(item) == d and all(isinstance(v, (int, float)) for v in item):
+            out.append(np.asarray(item, np.float32))
+        elif isinstance(item, (str, list)):
+            out.append(decode_images(model, [item], [], settings, strict, invert)[0])
+        else:
+            raise Problem(400, f"anchors[{i}] must be a code of {d} numbers or an image")
+    if uploads:
+        out.extend(decode_images(model, [], uploads, settings, strict, invert))
+    return out
+
+
+# -- responses ------------------------------------------------------------------------------------
+
+
+def problem_response(p: Problem, instance: str | None = None) -> Response:
+    return Response(p.body(instance), status_code=p.status, media_type=PROBLEM_TYPE, headers=p.headers)
+
+
+def npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(a, dtype=np.float32), allow_pickle=False)
+    return buf.getvalue()
+
+
+def json_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def array_response(fmt: str, key: str, a: np.ndarray, extra: dict[str, Any] | None = None,
+                   headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    if fmt == "npy":
+        return Response(npy_bytes(a), media_type=MEDIA["npy"], headers=headers)
+    doc = {"shape": list(a.shape), key: a.tolist(), **(extra or {})}
+    return Response(json_bytes(doc), media_type=MEDIA["json"], headers=headers)
+
+
+# -- operations -----------------------------------------------------------------------------------
+
+
+def _endpoint(state: _State, op: Operation) -> Callable[[str, Request], Awaitable[Response]]:
+    settings = state.settings
+    runner = _RUNNERS[op.name]
+
+    async def endpoint(name: str, request: Request) -> Response:
+        served = state.get(name)
+        try:
+            fields, uploads = await read_params(request, settings)
+            body = validate(op, fields)
+            fmt = negotiate(op, body.format, request.headers.get("accept"))
+            return await runner(state, served, body, uploads, fmt)
+        except Problem:
+            raise
+        except BodyTooLarge:
+            raise Problem(413, f"the request body is larger than {settings.max_upload_bytes:,} bytes") from None
+        except QueueFull as exc:
+            raise Problem(503, str(exc), {"Retry-After": "1"}) from None
+        except Closed:
+            raise Problem(503, "the server is stopping; retry on another instance", {"Retry-After": "1"}) from None
+        except VaegenError as exc:
+            if exc.exit_code == 2 or isinstance(exc, ValueError):  # UsageError, InputError: the caller's
+                raise Problem(400, str(exc)) from None
+            log.error("model %s failed in %s: %s", name, op.name, exc)
+            state.metrics.model_error(name)
+            raise Problem(500, f"model '{name}' failed: {exc}") from None
+        except Exception as exc:
+            log.exception("model %s failed in %s", name, op.name)
+            state.metrics.model_error(name)
+            detail = f"model '{name}' failed in {op.name} ({type(exc).__name__}); see the server log"
+            raise Problem(500, detail) from None
+
+    endpoint.__name__ = f"op_{op.name.replace('-', '_')}"
+    return endpoint
+
+
+async def _thread(state: _State, fn: Callable[[], Any]) -> Any:
+    return await anyio.to_thread.run_sync(fn, limiter=state.limiter)
+
+
+def _check_n(n: int, settings: Settings, what: str = "n") -> None:
+    if n > settings.max_n:
+        raise Problem(400, f"{what} = {n:,} is more than this server's limit of {settings.max_n:,} images per request")
+
+
+def _seed(seed: int | None) -> int:
+    return int.from_bytes(os.urandom(4), "little") if seed is None else seed
+
+
+async def _png(state: _State, make: Callable[[], bytes], headers: dict[str, str] | None = None) -> Response:
+    return Response(await _thread(state, make), media_type=MEDIA["png"], headers=headers)
+
+
+async def run_sample(state: _State, s: Served, b: SampleBody, _u: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    seed = _seed(b.seed)
+    headers = {"X-Seed": str(seed)}
+    if b.per_label is not None:
+        if b.label is not None:
+            raise Problem(400, "give either label or per_label, not both")
+        labels = list(s.model.manifest.labels or [])
+        _check_n(b.per_label * max(1, len(labels)), state.settings, "per_label x labels")
+        if fmt == "png":
+            return await _png(state, lambda: grids.per_label_grid(g, b.per_label, seed).png(b.scale), headers)
+        x = await _thread(state, lambda: _per_label(g, b.per_label, seed))  # (L, per_label, C, H, W)
+        return array_response(fmt, "images", x, {"labels": labels, "seed": seed}, headers)
+    _check_n(b.n, state.settings)
+    if fmt == "png":
+        return await _png(state, lambda: grids.sample_grid(g, b.n, seed, b.label, b.cols).png(b.scale), headers)
+    # The hot path: draw this request's codes from its own seed here, then one batched decode.
+    z = s.model.sample_latents(b.n, seed, b.label)  # (n, D)
+    x = await asyncio.wrap_future(s.batched.decoder.submit(z))  # (n, C, H, W)
+    return array_response(fmt, "images", x, {"z": z.tolist(), "seed": seed}, headers)
+
+
+def _per_label(g: BatchedModel, per_label: int, seed: int) -> np.ndarray:
+    if hasattr(Model, "sample_per_label"):
+        return g.sample_per_label(per_label, seed)
+    names = list(g.manifest.labels or [])
+    g.label_index(names[0] if names else 0)  # refuses unconditional models with the library's message
+    return np.stack([g.sample(per_label, seed=seed + i, label=name) for i, name in enumerate(names)])
+
+
+async def run_decode(state: _State, s: Served, b: DecodeBody, _u: list[Upload], fmt: str) -> Response:
+    _check_n(len(b.z), state.settings, "rows of z")
+    from .batched import latents_of
+
+    z = latents_of(b.z, s.model.latent_dim) if b.z else latents_of(np.zeros((0, s.model.latent_dim)), 1)
+    g = s.batched
+    if fmt == "png":
+        return await _png(state, lambda: grids.decode_grid(g, z, b.cols).png(b.scale))
+    x = await asyncio.wrap_future(g.decoder.submit(z))
+    return array_response(fmt, "images", x)
+
+
+async def run_encode(state: _State, s: Served, b: EncodeBody, uploads: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    st = state.settings
+
+    def work() -> tuple[np.ndarray, np.ndarray]:
+        return g.encode(decode_images(s.model, b.images or [], uploads, st, b.strict, b.invert))
+
+    mu, logvar = await _thread(state, work)
+    if fmt == "npy":
+        return Response(npy_bytes(mu), media_type=MEDIA["npy"])
+    return Response(json_bytes({"shape": list(mu.shape), "mu": mu.tolist(), "logvar": logvar.tolist()}),
+                    media_type=MEDIA["json"])  # fmt: skip
+
+
+async def run_reconstruct(state: _State, s: Served, b: ReconstructBody, uploads: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    st = state.settings
+    seed = _seed(b.seed) if b.sample else (b.seed or 0)
+
+    def work() -> Any:
+        x = decode_images(s.model, b.images or [], uploads, st, b.strict, b.invert)
+        if fmt == "png":
+            return grids.reconstruct_grid(g, x, cols=b.cols, sample=b.sample, seed=seed).png(b.scale)
+        return g.reconstruct(x, sample=b.sample, seed=seed)
+
+    out = await _thread(state, work)
+    if fmt == "png":
+        return Response(out, media_type=MEDIA["png"])
+    return array_response(fmt, "images", out)
+
+
+async def run_interpolate(state: _State, s: Served, b: InterpolateBody, uploads: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    st = state.settings
+    if b.steps > st.max_steps:
+        raise Problem(400, f"steps = {b.steps} is more than this server's limit of {st.max_steps}")
+    if b.images:
+        raise Problem(400, "interpolate takes its images as `anchors` (or uploaded `files`), not `images`")
+
+    def work() -> Any:
+        anchors = _codes_or_images(s.model, b.anchors or [], uploads, st, b.strict, b.invert)
+        if len(anchors) < 2:
+            raise Problem(400, f"interpolation needs at least two anchors, got {len(anchors)}")
+        _check_n((len(anchors) - 1) * (b.steps - 1) + 1, st, "images on the path")
+        if fmt == "png":
+            names = [f"z{i}" for i in range(len(anchors))]
+            return grids.interpolate_grid(g, anchors, steps=b.steps, method=b.method, names=names).png(b.scale)
+        return g.interpolate(*anchors, steps=b.steps, method=b.method)
+
+    out = await _thread(state, work)
+    if fmt == "png":
+        return Response(out, media_type=MEDIA["png"])
+    return array_response(fmt, "images", out)
+
+
+async def run_shift(state: _State, s: Served, b: ShiftBody, uploads: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    st = state.settings
+    s.model.attribute(b.attribute)  # an unknown name fails before any image is read
+
+    def work() -> Any:
+        x = decode_images(s.model, b.images or [], uploads, st, b.strict, b.invert)
+        _check_n(len(x) * len(b.amounts), st, "images x amounts")
+        if fmt == "png":
+            names = [u.name for u in uploads] if len(uploads) == len(x) else None
+            return grids.shift_grid(g, x, b.attribute, b.amounts, names=names).png(b.scale)
+        return g.shift(x, b.attribute, b.amounts)
+
+    out = await _thread(state, work)
+    if fmt == "png":
+        return Response(out, media_type=MEDIA["png"])
+    return array_response(fmt, "images", out)
+
+
+async def run_traverse(state: _State, s: Served, b: TraverseBody, uploads: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    st = state.settings
+    if b.steps > st.max_steps:
+        raise Problem(400, f"steps = {b.steps} is more than this server's limit of {st.max_steps}")
+    if b.images:
+        raise Problem(400, "traverse takes one `image` (or one uploaded file), not `images`")
+    if b.dims is not None:
+        _check_n(len(b.dims) * b.steps, st, "dims x steps")
+
+    def work() -> Any:
+        items = [b.image] if b.image is not None else []
+        image = None
+        if items or uploads:
+            x = decode_images(s.model, items, uploads, st, b.strict, b.invert)
+            if len(x) != 1:
+                raise Problem(400, f"traverse takes one image, got {len(x)}")
+            image = x[0]
+        if fmt == "png":
+            return grids.traverse_grid(g, image, dims=b.dims, span=b.span, steps=b.steps).png(b.scale)
+        return g.traverse(image, dims=b.dims, span=b.span, steps=b.steps)
+
+    out = await _thread(state, work)
+    if fmt == "png":
+        return Response(out, media_type=MEDIA["png"])
+    return array_response(fmt, "images", out)
+
+
+async def run_manifold(state: _State, s: Served, b: ManifoldBody, _u: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    _check_n(b.n * b.n, state.settings, "n x n")
+    dims = None if b.dims is None else (b.dims[0], b.dims[1])
+    if fmt == "png":
+        return await _png(state, lambda: grids.manifold_grid(g, b.n, dims).png(b.scale))
+    out = await _thread(state, lambda: g.manifold(b.n, dims))
+    return array_response(fmt, "images", out)
+
+
+async def run_latent_map(state: _State, s: Served, b: LatentMapBody, uploads: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    st = state.settings
+    m = s.model
+    if m.latent_dim < 2:
+        raise Problem(400, "a latent map needs at least 2 latent dimensions")
+    dims = (0, 1) if b.dims is None and m.latent_dim == 2 else tuple(b.dims or m.dims_by_importance()[:2])
+    if any(not 0 <= d < m.latent_dim for d in dims) or dims[0] == dims[1]:
+        raise Problem(400, f"dims must be two different dimensions in 0-{m.latent_dim - 1}, got {list(dims)}")
+
+    def work() -> Any:
+        x = None
+        if b.images or uploads:
+            x = decode_images(m, b.images or [], uploads, st, b.strict, b.invert)
+        if b.labels is not None and (x is None or len(b.labels) != len(x)):
+            raise Problem(400, "labels needs one class index per posted image")
+        if fmt == "png":
+            return png_bytes(grids.latent_map(g, images=x, labels=b.labels, dims=dims))
+        codes = g.encode(x)[0] if x is not None else np.zeros((0, m.latent_dim), np.float32)
+        return density_map(m, dims) | {"codes": codes.tolist(), "labels": b.labels}
+
+    out = await _thread(state, work)
+    if fmt == "png":
+        return Response(out, media_type=MEDIA["png"])
+    return Response(json_bytes(out), media_type=MEDIA["json"])
+
+
+def density_map(model: Model, dims: tuple[int, int], bins: int = 64, draws: int = 20_000) -> dict[str, Any]:
+    """The prior's density on the plane of `dims`, as a histogram of seeded draws (every prior can
+    be sampled; not all have a closed-form density): a window and a (bins, bins) grid in [0, 1],
+    rows from the top (highest value of the second dimension) down, for a client to draw."""
+    a, b = dims
+    pts = model.prior.sample(draws, np.random.default_rng(0))[:, [a, b]].astype(np.float64)  # (draws, 2)
+    lo, hi = np.percentile(pts, 0.5, axis=0), np.percentile(pts, 99.5, axis=0)
+    half = float(max(hi - lo)) * 0.6
+    centre = (lo + hi) / 2
+    lo, hi = centre - half, centre + half  # square, equal scale on both axes
+    hist, _, _ = np.histogram2d(pts[:, 0], pts[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]])
+    dens = np.log1p(hist.T[::-1])
+    dens = dens / max(float(dens.max()), 1e-12)
+    return {
+        "dims": [a, b],
+        "window": {"x": [float(lo[0]), float(hi[0])], "y": [float(lo[1]), float(hi[1])]},
+        "density": np.round(dens, 4).tolist(),
+        "mean": [float(v) for v in model.prior.mean()],
+    }
+
+
+async def run_score(state: _State, s: Served, b: ScoreBody, uploads: list[Upload], fmt: str) -> Response:
+    g = s.batched
+    st = state.settings
+
+    def work() -> Any:
+        x = decode_images(s.model, b.images or [], uploads, st, b.strict, b.invert)
+        return np.asarray(g.score(x, b.k))
+
+    out = await _thread(state, work)
+    return array_response(fmt, "scores", out)
+
+
+_RUNNERS: dict[str, Callable[..., Awaitable[Response]]] = {
+    "sample": run_sample, "encode": run_encode, "decode": run_decode, "reconstruct": run_reconstruct,
+    "interpolate": run_interpolate, "shift": run_shift, "traverse": run_traverse, "manifold": run_manifold,
+    "latent-map": run_latent_map, "score": run_score,
+}  # fmt: skip
+
+
+def _openapi_for(op: Operation) -> dict[str, Any]:
+    schema = op.body.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    form = {"type": "object", "properties": {"files": files}}
+    return {
+        "requestBody": {
+            "content": {"application/json": {"schema": schema}, "multipart/form-data": {"schema": form}},
+            "required": False,
+        },
+        "responses": {
+            "200": {"description": "The result", "content": {MEDIA[f]: {} for f in op.formats}},
+            "4XX": {"description": "A problem with the request (RFC 9457)", "content": {PROBLEM_TYPE: {}}},
+        },
+    }
+
+
+# -- the front door: auth, body limit, metrics, access log (pure ASGI: no per-request task) -------
+
+_OP_PATH = re.compile(r"^/v1/models/[^/]+/([a-z-]+)$")
+
+
+def endpoint_label(path: str) -> str:
+    """A bounded label for metrics: route templates, never raw model names or unknown paths."""
+    m = _OP_PATH.match(path)
+    if m:
+        return f"/v1/models/{{name}}/{m.group(1)}" if m.group(1) in OPERATIONS else "other"
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{name}"
+    if path.startswith("/static/"):
+        return "/static"
+    if path in ("/", "/v1/models", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"):
+        return path
+    return "other"
+
+
+class _FrontDoor:
+    def __init__(self, app: Any, state: _State) -> None:
+        self.app = app
+        self.state = state
+        key = state.settings.api_key
+        self.key = None if key is None else key.encode("utf-8")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        status = [0]
+        sent = [0]
+
+        async def send_counted(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                sent[0] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            problem = self._refuse(scope, path)
+            if problem is not None:
+                await problem_response(problem, path)(scope, receive, send_counted)
+                return
+            limit = self.state.settings.max_upload_bytes
+            received = [0]
+
+            async def receive_limited() -> dict[str, Any]:
+                message = await receive()
+                if message["type"] == "http.request":
+                    received[0] += len(message.get("body", b""))
+                    if received[0] > limit:
+                        raise BodyTooLarge()
+                return message
+
+            await self.app(scope, receive_limited, send_counted)
+        finally:
+            seconds = time.perf_counter() - started
+            label = endpoint_label(path)
+            self.state.metrics.request(label, scope["method"], status[0] or 500, seconds)
+            if self.state.settings.access_log:
+                client = scope.get("client") or ("-", 0)
+                access_log.info(json.dumps({
+                    "ts": round(time.time(), 3), "client": client[0], "method": scope["method"], "path": path,
+                    "status": status[0] or 500, "ms": round(seconds * 1000, 2), "bytes": sent[0],
+                }))  # fmt: skip
+
+    def _refuse(self, scope: dict[str, Any], path: str) -> Problem | None:
+        headers = dict(scope["headers"])
+        if self.key is not None and path != "/" and not path.startswith(_OPEN_PATHS):
+            auth = headers.get(b"authorization", b"")
+            scheme, _, token = auth.partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(token.strip(), self.key):
+                return Problem(401, "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                               {"WWW-Authenticate": 'Bearer realm="vaegen-infer"'})  # fmt: skip
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                return Problem(400, "Content-Length is not a number")
+            if size > self.state.settings.max_upload_bytes:
+                return Problem(413, f"the request body is larger than {self.state.settings.max_upload_bytes:,} bytes")
+        return None
+

@@ -1,0 +1,170 @@
+"""Dynamic batching for one graph: gather small requests, run them as one call, split the result.
+
+Plain threads and numpy; nothing here knows about HTTP, so any front door (the FastAPI app, a
+Triton Python model, a queue consumer) can put a `Batcher` in front of `Model.decode` or
+`Model.encode`. Each request carries its own rows, already drawn from its own seed, so what else
+shares a batch changes its result only by float32 rounding, never by a different random draw.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import numpy as np
+
+Outputs = np.ndarray | tuple[np.ndarray, ...]
+
+
+class QueueFull(Exception):
+    """The batcher's bounded queue is full: the caller should retry later (HTTP 503)."""
+
+    def __init__(self, name: str, size: int) -> None:
+        super().__init__(f"the queue for {name} is full ({size} requests waiting); retry in a moment")
+        self.name = name
+        self.size = size
+
+
+_STOP = object()  # queued by close(): everything before it is still served
+
+
+class Closed(Exception):
+    """The batcher is shutting down and takes no new requests."""
+
+
+@dataclass
+class _Item:
+    rows: np.ndarray  # (n_i, ...) this request's inputs
+    future: Future  # resolves to this request's outputs, (n_i, ...) each
+
+
+class Batcher:
+    """One worker thread and one bounded queue in front of `fn`, a function of a batch (N, ...)
+    returning an array (N, ...) or a tuple of them.
+
+    `window_s`: after the first request arrives, wait at most this long for more (0: run every
+    request alone, no batching). `max_batch`: stop gathering at this many rows; a request larger
+    than that runs on its own (`fn` may chunk it). `max_queue`: requests waiting; `submit` raises
+    `QueueFull` beyond it, never building an unbounded backlog. `on_batch(rows, requests, seconds)`
+    is called after every call of `fn` (metrics).
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], Outputs],
+        name: str,
+        window_s: float,
+        max_batch: int,
+        max_queue: int,
+        on_batch: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        if window_s < 0 or max_batch < 1 or max_queue < 1:
+            raise ValueError(f"bad batcher limits: window {window_s}, max_batch {max_batch}, max_queue {max_queue}")
+        self.fn = fn
+        self.name = name
+        self.window_s = float(window_s)
+        self.max_batch = int(max_batch)
+        self.max_queue = int(max_queue)
+        self.on_batch = on_batch
+        self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=max_queue)
+        self._closed = threading.Event()
+        self._carry: _Item | None = None  # taken from the queue but did not fit the last batch
+        self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    def depth(self) -> int:
+        """Requests waiting (not yet in a running batch)."""
+        return self._queue.qsize() + (self._carry is not None)
+
+    def submit(self, rows: np.ndarray) -> Future:
+        """Queue one request's rows (n, ...); the future resolves to its own slice of the outputs."""
+        if self._closed.is_set():
+            raise Closed(f"{self.name} is shutting down")
+        if rows.ndim < 1 or rows.shape[0] < 1:
+            raise ValueError(f"a request needs at least one row, got shape {rows.shape}")
+        item = _Item(rows, Future())
+        try:
+            self._queue.put_nowait(item)
+        except queue.Full:
+            raise QueueFull(self.name, self.max_queue) from None
+        return item.future
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop taking requests, finish every queued one, then stop the worker."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._queue.put(_STOP)  # waits for room; wakes the worker, which serves what came before
+        self._thread.join(timeout)
+
+    # -- the worker ---------------------------------------------------------------------------
+    def _next(self, timeout: float | None) -> _Item | object | None:
+        """The next request, _STOP (close() was called and everything before it is taken), or
+        None when `timeout` passed with nothing new."""
+        if self._carry is not None:
+            item, self._carry = self._carry, None
+            return item
+        try:
+            if timeout is None:
+                return self._queue.get()
+            return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _work(self) -> None:
+        stop = False
+        while not stop:
+            first = self._next(None)
+            if not isinstance(first, _Item):  # _STOP with nothing queued before it
+                break
+            batch = [first]
+            rows = len(first.rows)
+            if self.window_s > 0:
+                deadline = time.monotonic() + self.window_s
+                while rows < self.max_batch:
+                    item = self._next(deadline - time.monotonic())
+                    if item is None:
+                        break
+                    if not isinstance(item, _Item):
+                        stop = True  # drained: this is the last batch
+                        break
+                    if rows + len(item.rows) > self.max_batch or item.rows.shape[1:] != first.rows.shape[1:]:
+                        self._carry = item  # starts the next batch
+                        break
+                    batch.append(item)
+                    rows += len(item.rows)
+            self._run(batch)
+        # A request that raced past close()'s check lands after _STOP: fail it rather than hang it.
+        while True:
+            try:
+                late = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(late, _Item) and late.future.set_running_or_notify_cancel():
+                late.future.set_exception(Closed(f"{self.name} is shutting down"))
+
+    def _run(self, batch: Sequence[_Item]) -> None:
+        started = time.perf_counter()
+        live = [it for it in batch if it.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        try:
+            x = live[0].rows if len(live) == 1 else np.concatenate([it.rows for it in live])
+            out = self.fn(x)
+        except BaseException as exc:  # every request of the batch gets the failure, none hangs
+            for it in live:
+                it.future.set_exception(exc)
+            return
+        start = 0
+        for it in live:
+            n = len(it.rows)
+            if isinstance(out, tuple):
+                it.future.set_result(tuple(o[start : start + n] for o in out))
+            else:
+                it.future.set_result(out[start : start + n])
+            start += n
+        if self.on_batch is not None:
+            self.on_batch(start, len(live), time.perf_counter() - started)
