@@ -710,6 +710,62 @@ def bench(
     _done(json_path, f"and {md_path.name}: {m['provider']}, {m['threads']} threads, {m['cpu']}")
 
 
+@app.command()
+def serve(
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", "-m", help="Bundle name or path; repeat for several (default: every available one)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the API on this machine.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
+    batch_window_ms: Annotated[
+        float, typer.Option(help="Gather requests for one graph this long (0: no batching).")
+    ] = 2.0,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most rows in one batched graph call.")] = 256,
+    max_queue: Annotated[int, typer.Option(min=1, help="Requests waiting per graph; beyond it, 503.")] = 1024,
+    max_n: Annotated[int, typer.Option(min=1, help="Most images one request may ask for.")] = 4096,
+    max_upload_mb: Annotated[float, typer.Option(min=0.001, help="Largest request body, in MB.")] = 8.0,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Require 'Authorization: Bearer <key>', the key read from this variable.")
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None, typer.Option(help="Allow browser calls from this origin (repeatable); CORS is off otherwise.")
+    ] = None,
+    providers: ProvidersOpt = "auto",
+    threads: ThreadsOpt = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Serve the models over HTTP (extra `serve`), with the latent-explorer page at http://HOST:PORT/.
+
+    Every operation is `POST /v1/models/NAME/OPERATION`; the API documentation is at /docs."""
+    from .errors import UsageError
+    from .serve import Settings, run
+
+    key = None
+    if api_key_env is not None:
+        key = os.environ.get(api_key_env)
+        if not key:
+            message = f"environment variable {api_key_env} is not set or empty"
+            raise typer.BadParameter(message, param_hint="--api-key-env")
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter(f"'{log_level}' is not one of debug, info, warning, error", param_hint="--log-level")
+    try:
+        settings = Settings(
+            host=host, port=port, batch_window_ms=batch_window_ms, max_batch=max_batch, max_queue=max_queue,
+            max_n=max_n, max_upload_bytes=int(max_upload_mb * 1024 * 1024), api_key=key,
+            cors_origins=tuple(cors_origin or ()),
+        )  # fmt: skip
+    except UsageError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    names = list(model) if model else list(available())
+    loaded = {}
+    for ref in names:
+        g = _load(ref, providers, threads)
+        loaded[g.name] = g
+    typer.echo(f"serving {', '.join(loaded)} on http://{host}:{port}/ (API docs at /docs)", err=True)
+    run(loaded, settings, log_level)
+
+
 def _fmt_metric(value: Any) -> str:
     if isinstance(value, dict):
         parts = [f"{k}={_fmt_metric(v)}" for k, v in value.items() if not isinstance(v, (dict, list))]
