@@ -29,8 +29,8 @@ def _require() -> None:
 
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart)
         import prometheus_client  # noqa: F401
+        import python_multipart  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as exc:
         raise UsageError(f"{MISSING_EXTRA} ({exc.name} is missing)") from None

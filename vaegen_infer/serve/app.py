@@ -407,8 +407,8 @@ async def read_params(request: Request, settings: Settings) -> tuple[dict[str, A
         if not raw.strip():
             return {}, []
         try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = json.loads(raw, parse_constant=_no_constant)
+        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
             raise Problem(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise Problem(400, "the JSON body must be an object whose keys are the operation's parameters")
@@ -418,7 +418,11 @@ async def read_params(request: Request, settings: Settings) -> tuple[dict[str, A
             form = await request.form(max_files=settings.max_images, max_fields=200)
         except BodyTooLarge:
             raise
-        except Exception as exc:  # python-multipart / starlette parse errors
+        except StarletteHTTPException as exc:  # starlette's own form limits
+            if "files" in str(exc.detail):
+                raise Problem(413, f"at most {settings.max_images} images per request") from None
+            raise Problem(400, f"cannot parse the form: {exc.detail}") from None
+        except Exception as exc:  # python-multipart parse errors
             raise Problem(400, f"cannot parse the form: {exc}") from None
         fields: dict[str, Any] = {}
         uploads: list[Upload] = []
@@ -439,6 +443,10 @@ async def read_params(request: Request, settings: Settings) -> tuple[dict[str, A
             await form.close()
         return fields, uploads
     raise Problem(415, f"send application/json or multipart/form-data, not '{ctype}'")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _form_value(key: str, text: str) -> Any:
