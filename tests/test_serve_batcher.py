@@ -60,6 +60,7 @@ def test_tuple_outputs_are_split_too() -> None:
     b = Batcher(lambda x: (x + 1, x * 10), "t", window_s=0.1, max_batch=100, max_queue=10)
     f1, f2 = b.submit(np.zeros((1, 2), np.float32)), b.submit(np.ones((2, 2), np.float32))
     (a1, b1), (a2, b2) = f1.result(5), f2.result(5)
+    np.testing.assert_array_equal(b1, np.zeros((1, 2)))
     b.close()
     assert a1.shape == (1, 2) and a2.shape == (2, 2)
     np.testing.assert_array_equal(b2, np.full((2, 2), 10.0))
