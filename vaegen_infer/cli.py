@@ -739,8 +739,9 @@ def serve(
 
     Every operation is `POST /v1/models/NAME/OPERATION`; the API documentation is at /docs."""
     from .errors import UsageError
-    from .serve import Settings, run
+    from .serve import Settings, check_installed, run
 
+    check_installed()  # before loading any model: say which extra is missing
     key = None
     if api_key_env is not None:
         key = os.environ.get(api_key_env)

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 MISSING_EXTRA = "the server needs the serve extra: pip install 'vaegen-infer[serve]'"
 
 
-def _require() -> None:
+def check_installed() -> None:
+    """Raise UsageError naming the extra when the server's dependencies are missing."""
     from ..errors import UsageError
 
     try:
@@ -38,7 +39,7 @@ def _require() -> None:
 
 def create_app(models: Mapping[str, Model], settings: Settings) -> FastAPI:
     """The FastAPI app serving `models` (name -> loaded Model); see `vaegen_infer.serve.app`."""
-    _require()
+    check_installed()
     from .app import create_app as build
 
     return build(models, settings)
@@ -46,7 +47,7 @@ def create_app(models: Mapping[str, Model], settings: Settings) -> FastAPI:
 
 def run(models: Mapping[str, Model], settings: Settings, log_level: str = "info") -> None:
     """Serve until SIGINT/SIGTERM; on a signal, stop accepting, finish what is in flight, exit."""
-    _require()
+    check_installed()
     import logging
 
     import uvicorn
@@ -69,4 +70,4 @@ def run(models: Mapping[str, Model], settings: Settings, log_level: str = "info"
     server.run()
 
 
-__all__ = ["Batcher", "Closed", "QueueFull", "Settings", "create_app", "run"]
+__all__ = ["Batcher", "Closed", "QueueFull", "Settings", "check_installed", "create_app", "run"]
