@@ -492,13 +492,13 @@ def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "from vaegen_infer.cli import main; main()"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "serve", "-m", "mnist-vae", "--port", str(port), "--batch-window-ms", "400",
+        [sys.executable, "-c", code, "serve", "-m", "mnist-vae", "--port", str(port), "--batch-window-ms", "1000",
          "--providers", "cpu"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
     try:
-        deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
@@ -507,11 +507,15 @@ def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
             time.sleep(0.1)
         with ThreadPoolExecutor(6) as pool:
             futures = [
-                pool.submit(httpx.post, f"{url}/v1/models/mnist-vae/sample", json={"n": 64, "seed": i, "format": "npy"},
+                pool.submit(httpx.post, f"{url}/v1/models/mnist-vae/sample", json={"n": 16, "seed": i, "format": "npy"},
                             timeout=30)
-                for i in range(6)
+                for i in range(6)  # 6 x 16 rows < max_batch 256: all wait for the window to end
             ]  # fmt: skip
-            time.sleep(0.2)  # all six are inside the 400 ms batching window now
+            # SIGTERM once all six are being answered (sitting in the 1 s batching window): the
+            # metrics request itself is the seventh in flight
+            while _metric(httpx.get(f"{url}/metrics").text, "vaegen_requests_in_flight") < 7:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
             proc.send_signal(signal.SIGTERM)
             answers = [f.result() for f in futures]
         # uvicorn re-raises the signal after its graceful shutdown, so the parent sees "killed by SIGTERM"
@@ -521,7 +525,7 @@ def test_sigterm_finishes_requests_in_flight(tmp_path: Path) -> None:
             proc.kill()
     g = vi.load("mnist-vae", providers="cpu")
     for i, r in enumerate(answers):
-        np.testing.assert_allclose(npy(r), g.sample(64, seed=i), atol=1e-6)
+        np.testing.assert_allclose(npy(r), g.sample(16, seed=i), atol=1e-6)
     out = proc.stdout.read() if proc.stdout else ""
     assert "Shutting down" in out or "shutdown" in out.lower(), out
     with pytest.raises(httpx.TransportError):

@@ -9,8 +9,6 @@ calls are batched across requests), and converts the result to PNG, NPY or JSON.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hmac
 import io
@@ -19,11 +17,10 @@ import logging
 import os
 import re
 import time
-import warnings
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import numpy as np
@@ -31,16 +28,37 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image, UnidentifiedImageError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..errors import VaegenError
-from ..images import load_image
 from ..model import Model
 from .batched import BatchedModel
 from .batcher import Batcher, Closed, QueueFull
+from .bodies import (
+    MEDIA,
+    OPERATIONS,
+    DecodeBody,
+    EncodeBody,
+    InterpolateBody,
+    LatentMapBody,
+    ManifoldBody,
+    Operation,
+    ReconstructBody,
+    SampleBody,
+    ScoreBody,
+    ShiftBody,
+    TraverseBody,
+)  # fmt: skip
+from .inputs import (
+    BodyTooLarge,
+    Upload,
+    codes_or_images,
+    decode_images,
+    negotiate,
+    read_params,
+    validate,
+)  # fmt: skip
 from .metrics import Metrics
 from .problems import PROBLEM_TYPE, Problem
 from .render import grids, png_bytes
@@ -50,116 +68,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("vaegen_infer.serve")
 access_log = logging.getLogger("vaegen_infer.serve.access")
 
-MEDIA = {"png": "image/png", "npy": "application/x-npy", "json": "application/json"}
-_BY_MEDIA = {v: k for k, v in MEDIA.items()}
 _OPEN_PATHS = ("/healthz", "/readyz", "/docs", "/openapi.json", "/static/")  # no API key needed
-
-
-# -- request bodies: field names are the library's parameter names ------------------------------
-
-Format = Literal["png", "npy", "json"] | None
-# An image in JSON: a base64 string of an image file (a data: URL is fine), or numbers (C, H, W).
-ImageField = str | list[Any]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    format: Format = Field(None, description="png, npy or json; wins over the Accept header")
-
-
-class SampleBody(_Body):
-    n: int = Field(16, ge=1, description="How many images (or, with per_label, how many per label).")
-    seed: int | None = Field(None, ge=0, lt=2**63, description="Same seed, same images; default: random.")
-    label: int | str | None = Field(None, description="Class to draw from (label-conditioned models).")
-    per_label: int | None = Field(None, ge=1, le=64, description="A row of this many per label (PNG).")
-    cols: int | None = Field(None, ge=1, le=1000)
-    scale: int = Field(2, ge=1, le=16)
-
-
-class DecodeBody(_Body):
-    z: list[list[float]] = Field(description="Latent codes, a list of rows of latent_dim numbers.")
-    cols: int | None = Field(None, ge=1, le=1000)
-    scale: int = Field(2, ge=1, le=16)
-
-
-class _ImagesBody(_Body):
-    images: list[ImageField] | None = Field(None, description="Images (or upload them as `files`).")
-    strict: bool = Field(False, description="Refuse images of the wrong size instead of resizing.")
-    invert: bool = Field(False, description="Invert grey levels (dark strokes on light paper).")
-
-
-class EncodeBody(_ImagesBody):
-    pass
-
-
-class ReconstructBody(_ImagesBody):
-    sample: bool = False
-    seed: int | None = Field(None, ge=0, lt=2**63)
-    cols: int = Field(10, ge=1, le=1000)
-    scale: int = Field(2, ge=1, le=16)
-
-
-class InterpolateBody(_ImagesBody):
-    anchors: list[ImageField] | None = Field(
-        None, description="Two or more anchors: codes (latent_dim numbers) or images; or upload `files`."
-    )
-    steps: int = Field(10, ge=2)
-    method: Literal["slerp", "lerp"] = "slerp"
-    scale: int = Field(2, ge=1, le=16)
-
-
-class ShiftBody(_ImagesBody):
-    attribute: str
-    amounts: list[float] = Field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
-    scale: int = Field(2, ge=1, le=16)
-
-
-class TraverseBody(_ImagesBody):
-    image: ImageField | None = Field(None, description="The centre image (or one upload); default: the prior's centre.")
-    dims: list[int] | None = Field(None, description="Dimensions to vary; default: the 8 most used.")
-    span: float = Field(3.0, gt=0, le=100)
-    steps: int = Field(9, ge=2)
-    scale: int = Field(2, ge=1, le=16)
-
-
-class ManifoldBody(_Body):
-    n: int = Field(20, ge=2, le=100)
-    dims: list[int] | None = Field(None, min_length=2, max_length=2)
-    scale: int = Field(2, ge=1, le=16)
-
-
-class LatentMapBody(_ImagesBody):
-    labels: list[int] | None = Field(None, description="A class index per posted image, for colours.")
-    dims: list[int] | None = Field(None, min_length=2, max_length=2)
-
-
-class ScoreBody(_ImagesBody):
-    k: int = Field(100, ge=1, le=5000, description="Importance samples per image.")
-
-
-@dataclass(frozen=True)
-class Operation:
-    name: str
-    body: type[_Body]
-    formats: tuple[str, ...]  # the first is the default
-    summary: str
-
-
-OPERATIONS = {
-    op.name: op
-    for op in (
-        Operation("sample", SampleBody, ("png", "npy", "json"), "Draw images from the model's prior."),
-        Operation("encode", EncodeBody, ("json", "npy"), "Images -> latent codes (mu, logvar)."),
-        Operation("decode", DecodeBody, ("png", "npy", "json"), "Latent codes -> images."),
-        Operation("reconstruct", ReconstructBody, ("png", "npy", "json"), "Encode and decode images."),
-        Operation("interpolate", InterpolateBody, ("png", "npy", "json"), "Images along a path between anchors."),
-        Operation("shift", ShiftBody, ("png", "npy", "json"), "Move images along an attribute direction."),
-        Operation("traverse", TraverseBody, ("png", "npy", "json"), "Vary one latent dimension at a time."),
-        Operation("manifold", ManifoldBody, ("png", "npy", "json"), "Decode a grid over two latent dimensions."),
-        Operation("latent-map", LatentMapBody, ("png", "json"), "The prior's density and posted images' codes."),
-        Operation("score", ScoreBody, ("json", "npy"), "Importance-sampled log-likelihood per image."),
-    )
-}
 
 
 # -- the app's state ------------------------------------------------------------------------------
@@ -384,209 +293,6 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-# -- parsing requests -----------------------------------------------------------------------------
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-@dataclass
-class Upload:
-    """An uploaded (or base64-posted) image file."""
-
-    name: str
-    data: bytes
-
-
-async def read_params(request: Request, settings: Settings) -> tuple[dict[str, Any], list[Upload]]:
-    """A JSON object, or multipart/form-data (`files` plus fields), -> (fields, uploads)."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype in ("", "application/json"):
-        raw = await request.body()
-        if not raw.strip():
-            return {}, []
-        try:
-            data = json.loads(raw, parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-            raise Problem(400, f"the body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise Problem(400, "the JSON body must be an object whose keys are the operation's parameters")
-        return data, []
-    if ctype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        try:
-            form = await request.form(max_files=settings.max_images, max_fields=200)
-        except BodyTooLarge:
-            raise
-        except StarletteHTTPException as exc:  # starlette's own form limits
-            if "files" in str(exc.detail):
-                raise Problem(413, f"at most {settings.max_images} images per request") from None
-            raise Problem(400, f"cannot parse the form: {exc.detail}") from None
-        except Exception as exc:  # python-multipart parse errors
-            raise Problem(400, f"cannot parse the form: {exc}") from None
-        fields: dict[str, Any] = {}
-        uploads: list[Upload] = []
-        try:
-            for key, value in form.multi_items():
-                if isinstance(value, str):
-                    v = _form_value(key, value)
-                    if key in fields:  # a repeated field is a list (dims=0&dims=1)
-                        prev = fields[key]
-                        fields[key] = ([*prev, v] if isinstance(prev, list) else [prev, v])
-                    else:
-                        fields[key] = v
-                elif key == "files":
-                    uploads.append(Upload(value.filename or f"files[{len(uploads)}]", await value.read()))
-                else:
-                    raise Problem(400, f"uploads go in fields named 'files', got a file in '{key}'")
-        finally:
-            await form.close()
-        return fields, uploads
-    raise Problem(415, f"send application/json or multipart/form-data, not '{ctype}'")
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _form_value(key: str, text: str) -> Any:
-    """Form values are text: JSON where it parses (numbers, lists, true), a comma list for lists."""
-    t = text.strip()
-    try:
-        return json.loads(t)
-    except json.JSONDecodeError:
-        pass
-    if key in ("amounts", "dims", "labels") and "," in t:
-        try:
-            return json.loads(f"[{t}]")
-        except json.JSONDecodeError:
-            pass
-    return text
-
-
-def negotiate(op: Operation, explicit: str | None, accept: str | None) -> str:
-    """The response format: `format` if given, else the first acceptable type in Accept, else the default."""
-    if explicit is not None:
-        if explicit not in op.formats:
-            raise Problem(400, f"'{op.name}' answers in {', '.join(op.formats)}, not {explicit}")
-        return explicit
-    if not accept:
-        return op.formats[0]
-    wanted: list[tuple[float, int, str]] = []
-    for i, part in enumerate(accept.split(",")):
-        bits = [b.strip() for b in part.split(";")]
-        q = 1.0
-        for b in bits[1:]:
-            if b.startswith("q="):
-                with contextlib.suppress(ValueError):
-                    q = float(b[2:])
-        if q > 0:
-            wanted.append((-q, i, bits[0].lower()))
-    for _, _, media in sorted(wanted):
-        if media in ("*/*", "image/*", "application/*"):
-            prefix = media.split("/")[0]
-            for f in op.formats:
-                if prefix == "*" or MEDIA[f].startswith(prefix + "/"):
-                    return f
-        fmt = _BY_MEDIA.get(media)
-        if fmt in op.formats:
-            return fmt
-    choices = ", ".join(MEDIA[f] for f in op.formats)
-    raise Problem(406, f"'{op.name}' answers in {choices}; the Accept header allows none of them")
-
-
-def validate(op: Operation, fields: dict[str, Any]) -> Any:
-    try:
-        return op.body.model_validate(fields)
-    except ValidationError as exc:
-        errors = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"]} for e in exc.errors()
-        ]
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise Problem(422, f"{first['field']}: {first['message']}{more}", errors=errors) from None
-
-
-class _Named(io.BytesIO):
-    """Image bytes that `load_image` can open and name in its messages."""
-
-    def __init__(self, upload: Upload) -> None:
-        super().__init__(upload.data)
-        self.name = upload.name
-
-    def __str__(self) -> str:
-        return self.name
-
-
-def decode_images(model: Model, items: list[Any], uploads: list[Upload], settings: Settings,
-                  strict: bool, invert: bool) -> np.ndarray:  # fmt: skip
-    """JSON image fields and uploads -> (N, C, H, W) float32, each through the library's load_image."""
-    out: list[np.ndarray] = []
-    files = [*(_upload_of(item, i) for i, item in enumerate(items) if isinstance(item, str)), *uploads]
-    arrays = [item for item in items if not isinstance(item, str)]
-    if len(files) + len(arrays) > settings.max_images:
-        raise Problem(413, f"at most {settings.max_images} images per request, got {len(files) + len(arrays)}")
-    for a in arrays:
-        x = np.asarray(a, dtype=np.float32) if _numeric(a) else None
-        if x is None or x.shape != model.image_shape:
-            raise Problem(400, f"an image given as numbers must have shape {list(model.image_shape)}")
-        out.append(x)
-    for up in files:
-        _check_pixels(up, settings.max_image_pixels)
-        out.append(load_image(_Named(up), model.image_shape, strict=strict, invert=invert))  # type: ignore[arg-type]
-    if not out:
-        raise Problem(400, "no images given: post them as `files` (multipart) or in the JSON field `images`")
-    return np.stack(out)
-
-
-def _numeric(a: Any) -> bool:
-    try:
-        arr = np.asarray(a, dtype=np.float32)
-    except (TypeError, ValueError):
-        return False
-    return arr.dtype == np.float32
-
-
-def _upload_of(item: str, i: int) -> Upload:
-    text = item.split(",", 1)[1] if item.startswith("data:") else item
-    try:
-        return Upload(f"images[{i}]", base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError):
-        raise Problem(400, f"images[{i}] is not base64 image data (or a data: URL)") from None
-
-
-def _check_pixels(up: Upload, limit: int) -> None:
-    """Read the header only and refuse huge images before Pillow decodes a single pixel."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(up.data)) as img:
-                w, h = img.size
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Problem(413, f"{up.name}: refused, too many pixels for safe decoding") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise Problem(400, f"{up.name} is not an image Pillow can read") from None
-    if w * h > limit:
-        raise Problem(413, f"{up.name} is {w}x{h} = {w * h:,} pixels; this server takes at most {limit:,}")
-
-
-def _codes_or_images(model: Model, items: list[Any], uploads: list[Upload], settings: Settings,
-                     strict: bool, invert: bool) -> list[np.ndarray]:  # fmt: skip
-    """Interpolation anchors: codes (D numbers) stay codes; images are loaded; order kept (files last)."""
-    d = model.latent_dim
-    out: list[np.ndarray] = []
-    for i, item in enumerate(items):
-        if isinstance(item, list) and len(item) == d and all(isinstance(v, (int, float)) for v in item):
-            out.append(np.asarray(item, np.float32))
-        elif isinstance(item, (str, list)):
-            out.append(decode_images(model, [item], [], settings, strict, invert)[0])
-        else:
-            raise Problem(400, f"anchors[{i}] must be a code of {d} numbers or an image")
-    if uploads:
-        out.extend(decode_images(model, [], uploads, settings, strict, invert))
-    return out
-
-
 # -- responses ------------------------------------------------------------------------------------
 
 
@@ -749,7 +455,7 @@ async def run_interpolate(state: _State, s: Served, b: InterpolateBody, uploads:
         raise Problem(400, "interpolate takes its images as `anchors` (or uploaded `files`), not `images`")
 
     def work() -> Any:
-        anchors = _codes_or_images(s.model, b.anchors or [], uploads, st, b.strict, b.invert)
+        anchors = codes_or_images(s.model, b.anchors or [], uploads, st, b.strict, b.invert)
         if len(anchors) < 2:
             raise Problem(400, f"interpolation needs at least two anchors, got {len(anchors)}")
         _check_n((len(anchors) - 1) * (b.steps - 1) + 1, st, "images on the path")
@@ -947,6 +653,7 @@ class _FrontDoor:
                 sent[0] += len(message.get("body", b""))
             await send(message)
 
+        self.state.metrics.in_flight.inc()
         try:
             problem = self._refuse(scope, path)
             if problem is not None:
@@ -965,6 +672,7 @@ class _FrontDoor:
 
             await self.app(scope, receive_limited, send_counted)
         finally:
+            self.state.metrics.in_flight.dec()
             seconds = time.perf_counter() - started
             label = endpoint_label(path)
             self.state.metrics.request(label, scope["method"], status[0] or 500, seconds)

@@ -32,6 +32,7 @@ class Metrics:
             "vaegen_batch_seconds", "Time of one graph call", ["model", "graph"], buckets=_LATENCY, registry=r
         )
         self._queue = Gauge("vaegen_queue_depth", "Requests waiting for a graph", ["model", "graph"], registry=r)
+        self.in_flight = Gauge("vaegen_requests_in_flight", "HTTP requests being answered", registry=r)
         self._errors = Counter("vaegen_model_errors", "Failures inside a model (HTTP 500)", ["model"], registry=r)
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
