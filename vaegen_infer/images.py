@@ -106,33 +106,82 @@ def labelled_grid(
     return image
 
 
-def save_gif(path: str | os.PathLike[str], frames: np.ndarray, scale: int = 4, ms_per_frame: int = 120) -> Path:
-    """An animation, one frame per image (N, C, H, W), looping forever, played forth and back."""
+GIF_LOOPS = ("bounce", "forward")
+
+
+def save_gif(
+    path: str | os.PathLike[str], frames: np.ndarray, scale: int = 4, ms_per_frame: int = 120, loop: str = "bounce"
+) -> int:
+    """An animation, one frame per image (N, C, H, W), looping forever: `bounce` plays the N
+    images forth and back (2N - 2 frames, so the loop has no jump), `forward` plays them once per
+    loop (N frames). Returns the number of frames written."""
+    if loop not in GIF_LOOPS:
+        raise UsageError(f"unknown GIF loop '{loop}'; choose {' or '.join(GIF_LOOPS)}")
     tiles = to_uint8(frames)
     if scale > 1:
         tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
     pictures = [Image.fromarray(t[..., 0] if t.shape[2] == 1 else t) for t in tiles]
-    pictures = pictures + pictures[-2:0:-1]  # ping-pong, so the loop has no jump
-    return write_bytes(
+    if loop == "bounce":
+        pictures = pictures + pictures[-2:0:-1]
+    write_bytes(
         path,
         lambda fh: pictures[0].save(
             fh, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0
         ),
     )
+    return len(pictures)
+
+
+# File extension -> Pillow format, for every format that suits a grid of images.
+_FORMATS = {
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".gif": "GIF",
+}  # fmt: skip
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif")
+
+
+def image_format(path: str | os.PathLike[str]) -> str:
+    """The image format an output path names by its extension ('png', 'jpg', ...); a UsageError that
+    says what to do when the path is a directory or has no known extension."""
+    p = Path(path)
+    text = os.fspath(path)
+    if p.is_dir() or text.endswith(("/", os.sep)):
+        raise UsageError(f"output '{text}' is a directory: give a file name such as {p / 'samples.png'}")
+    ext = p.suffix.lower()
+    if not ext:
+        raise UsageError(
+            f"cannot tell the image format of '{p.name}' (no extension): for a directory, give a file name such as "
+            f"{p / 'samples.png'}; image names end in one of {', '.join(IMAGE_FORMATS)}"
+        )
+    if ext not in _FORMATS:
+        raise UsageError(
+            f"cannot tell the image format of '{p.name}' (extension '{ext}'): "
+            f"end it in one of {', '.join(IMAGE_FORMATS)}"
+        )
+    return ext[1:]
 
 
 def save_image(path: str | os.PathLike[str], image: Image.Image) -> Path:
-    """Save atomically; the format follows the extension (PNG when in doubt)."""
-    fmt = _format_for(Path(path))
+    """Save atomically; the format follows the extension (see IMAGE_FORMATS)."""
+    fmt = _FORMATS["." + image_format(path)]
+    if fmt == "JPEG" and image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
     return write_bytes(path, lambda fh: image.save(fh, format=fmt))
 
 
-def _format_for(path: Path) -> str:
-    ext = path.suffix.lower()
-    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP", ".bmp": "BMP"}
-    if ext not in formats:
-        raise UsageError(f"cannot tell the image format of '{path.name}': use one of {', '.join(formats)}")
-    return formats[ext]
+def save_images(directory: str | os.PathLike[str], images: np.ndarray, prefix: str = "image") -> list[Path]:
+    """One PNG per image (N, C, H, W) in [0, 1], at its own size: DIR/image-0000.png, ... (numbered
+    from 0, zero-padded to the width of N - 1). Each file is written atomically."""
+    out = Path(directory).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out-dir {out} is a file, not a directory")
+    tiles = to_uint8(images)  # (N, H, W, C)
+    width = max(4, len(str(len(tiles) - 1)))
+    paths = []
+    for i, t in enumerate(tiles):
+        picture = Image.fromarray(t[..., 0] if t.shape[2] == 1 else t)
+        paths.append(write_bytes(out / f"{prefix}-{i:0{width}d}.png", lambda fh, p=picture: p.save(fh, format="PNG")))
+    return paths
 
 
 # -- reading images ---------------------------------------------------------------------------------
