@@ -332,8 +332,9 @@ def info(
     g = _load(model, providers, threads, device_id, tf32)
     m = g.manifest
     started = time.perf_counter()
-    active = g.provider("decoder")
+    g.session_for("decoder", 1)  # creates the session a single image runs on, and checks the graph
     ms = (time.perf_counter() - started) * 1000
+    active = g.provider("decoder")
     likelihood = m.image.likelihood
     if likelihood == "gaussian":
         import math

@@ -16,8 +16,8 @@ from .bundle import DEFAULT_MODEL, Bundle, open_bundle, verify_file
 from .errors import BundleError, InputError, UsageError
 from .manifest import DECODER_INPUT, DECODER_OUTPUTS, ENCODER_INPUT, ENCODER_OUTPUTS, Attribute, Manifest
 from .priors import Prior, make_prior
-from .providers import MIN_ROWS_PER_PART, ProviderRequest, create_session, session_threads, split_parts
-from .runners import CudaGraphRunner, CudaRunner, SessionRunner, SplitRunner
+from .providers import ProviderRequest, create_session, session_threads
+from .runners import Runner, build_runner
 
 # Rows per session.run call when a request is large: bounds memory (a 4096 x 784 float32 chunk is
 # 12.8 MB) while keeping each call big enough that per-call overhead is negligible.
@@ -45,7 +45,7 @@ class Model:
         self.prior: Prior = make_prior(bundle.manifest.prior, bundle.manifest.latent_dim)
         # role -> how its session runs (SessionRunner on CPU; CudaRunner / CudaGraphRunner on CUDA).
         # Created on first use, so `sample` and `decode` never build the encoder's session.
-        self._runners: dict[str, Any] = {}
+        self._runners: dict[str, Runner] = {}
         self._lock = threading.Lock()
         for role in ("encoder", "decoder"):
             verify_file(bundle, role)
@@ -68,7 +68,8 @@ class Model:
         return self.manifest.image.shape
 
     def provider(self, role: str = "decoder") -> str:
-        """'cpu' or 'cuda': what really runs this graph (creates its session if needed)."""
+        """'cpu' or 'cuda': what really runs this graph (creates a session first when CUDA is to be
+        tried, since only a session tells whether it came up)."""
         return self._runner(role).provider
 
     def threads(self) -> int:
@@ -80,7 +81,7 @@ class Model:
         return f"Model(name={m.name!r}, kind={m.kind!r}, latent_dim={m.latent_dim}, path={str(self.bundle.path)!r})"
 
     # -- sessions -------------------------------------------------------------------------------
-    def _runner(self, role: str) -> Any:
+    def _runner(self, role: str) -> Runner:
         runner = self._runners.get(role)
         if runner is not None:
             return runner
@@ -93,7 +94,14 @@ class Model:
         """The ONNX Runtime session of a graph (under CUDA graphs: the one of the first batch size)."""
         return self._runner(role).session
 
-    def _create(self, role: str) -> Any:
+    def session_for(self, role: str, rows: int) -> Any:
+        """The ONNX Runtime session that runs a batch of `rows` through `role` ("encoder" or
+        "decoder"), created if needed: for benchmarks that compare with a bare `session.run`."""
+        if role not in ("encoder", "decoder"):
+            raise UsageError(f"unknown graph '{role}'; choose encoder or decoder")
+        return self._runner(role).session_for(rows)
+
+    def _create(self, role: str) -> Runner:
         path = self.bundle.file(role)
         try:
             data = path.read_bytes()
@@ -102,24 +110,15 @@ class Model:
         # Hash the very bytes handed to ONNX Runtime, so a file swapped after load() is still caught.
         if hashlib.sha256(data).hexdigest() != self.manifest.graph(role).sha256:
             raise BundleError(f"{path}: sha256 mismatch; the file changed after loading: re-export or reinstall")
-        session, active = self._new_session(role, data)
-        self._check_io(role, session)
-        if active == "cpu":
-            parts = split_parts(self.request)
-            if parts == 1:
-                return SessionRunner(session)
-            small = lambda: self._new_session(role, data, small_batch=True)[0]  # noqa: E731
-            return SplitRunner(session, parts, MIN_ROWS_PER_PART, small)
-        if not self.request.cuda_graph:
-            return CudaRunner(session, self.request.device_id)
+
+        def make(small_batch: bool) -> tuple[Any, str]:
+            session, active = self._new_session(role, data, small_batch)
+            self._check_io(role, session)
+            return session, active
+
         spec = self.manifest.graph(role)
-        return CudaGraphRunner(
-            session,
-            lambda: self._new_session(role, data)[0],
-            next(iter(spec.inputs)),
-            {name: tuple(int(d) for d in shape[1:]) for name, shape in spec.outputs.items()},  # per item
-            self.request.device_id,
-        )
+        per_item = {name: tuple(int(d) for d in shape[1:]) for name, shape in spec.outputs.items()}
+        return build_runner(make, self.request, next(iter(spec.inputs)), per_item)
 
     def _new_session(self, role: str, data: bytes, small_batch: bool = False) -> tuple[Any, str]:
         try:

@@ -142,6 +142,18 @@ def plan(request: ProviderRequest, available: Sequence[str], driver_present: boo
     return [CPU]
 
 
+def planned_provider(request: ProviderRequest) -> str | None:
+    """'cpu' when the provider plan is CPU alone, so no session is needed to know what will run;
+    None when CUDA will be tried (only a session then tells whether it came up)."""
+    if request.kind == "cpu":
+        return "cpu"
+    if request.kind == "cuda":
+        return None
+    ort = onnxruntime_module()
+    planned = plan(request, ort.get_available_providers(), driver_present=cuda_driver_present())
+    return "cpu" if planned == [CPU] else None
+
+
 def cuda_options(request: ProviderRequest) -> dict[str, str]:
     """Explicit CUDA execution-provider options (ONNX Runtime takes them as strings)."""
     return {
