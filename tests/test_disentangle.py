@@ -47,6 +47,12 @@ def entangled(x: np.ndarray) -> np.ndarray:
     return f @ q
 
 
+def entangled_small(x: np.ndarray) -> np.ndarray:
+    """Each dimension a sum of all three factors with similar weights."""
+    f = x.reshape(len(x), -1) / np.array(SmallToyFactors.factor_sizes)
+    return f @ np.array([[1.0, 1.0, 1.0], [1.0, -1.0, 0.5], [1.0, 0.5, -1.0]])
+
+
 SMALL = {"num_train": 2000}
 
 
@@ -109,15 +115,22 @@ def test_factor_vae_with_every_dimension_collapsed_scores_zero():
     assert out["score"] == 0.0 and out["num_active_dims"] == 0
 
 
+class SmallToyFactors(ToyFactors):
+    """Fewer classes, as gradient boosting fits 100 trees per class and factor (1 for a binary one)."""
+
+    factor_names = ("a", "b", "c")
+    factor_sizes = (2, 3, 4)
+
+
 def test_dci_known_answers():
-    src = ToyFactors()
-    good = dis.compute_dci(src, identity, num_train=1000, num_test=500)
+    src = SmallToyFactors()
+    good = dis.compute_dci(src, identity, num_train=600, num_test=300)
     assert good["disentanglement"] > 0.9 and good["completeness"] > 0.9
     assert good["informativeness_test"] > 0.95
-    assert good["protocol"]["num_train"] == 1000
-    rand = dis.compute_dci(src, random_code(), num_train=1000, num_test=500)
+    assert good["protocol"]["num_train"] == 600
+    rand = dis.compute_dci(src, random_code(), num_train=600, num_test=300)
     assert rand["disentanglement"] < 0.1 and rand["completeness"] < 0.1
-    mixed = dis.compute_dci(src, entangled, num_train=1000, num_test=500)
+    mixed = dis.compute_dci(src, entangled_small, num_train=600, num_test=300)
     assert mixed["informativeness_test"] > 0.5  # the factors are still there ...
     assert mixed["disentanglement"] < good["disentanglement"] - 0.3  # ... but spread over dimensions
 
