@@ -148,3 +148,15 @@ def test_same_seed_same_numbers():
     b = dis.compute_mig(ToyFactors(), entangled, seed=3, num_train=500)
     c = dis.compute_mig(ToyFactors(), entangled, seed=4, num_train=500)
     assert a["score"] == b["score"] and a["score"] != c["score"]
+
+
+@pytest.mark.slow
+def test_full_protocol_known_answers():
+    """disentanglement_lib's numbers of points (10,000 / 5,000, 64-point FactorVAE batches)."""
+    good = dis.evaluate_all(ToyFactors(), scaled_shuffled, seed=0)
+    assert good["mig"]["score"] > 0.9 and good["factor_vae"]["score"] > 0.95 and good["dci"]["score"] > 0.9
+    assert good["mig"]["protocol"]["num_train"] == 10_000 and good["dci"]["protocol"]["num_test"] == 5_000
+    assert good["factor_vae"]["protocol"]["num_eval"] == 5_000
+    bad = dis.evaluate_all(ToyFactors(), random_code(), seed=0)
+    assert bad["mig"]["score"] < 0.05 and bad["dci"]["score"] < 0.1
+    assert abs(bad["factor_vae"]["score"] - 1 / 4) < 0.05
