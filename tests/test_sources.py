@@ -261,9 +261,12 @@ def test_cache_array_reads_rows_and_pickles(tmp_path: Path) -> None:
 
     a = np.random.default_rng(0).integers(0, 256, (20, 3, 4, 4), dtype=np.uint8)
     (tmp_path / "c.u8").write_bytes(a.tobytes())
-    c = CacheArray(tmp_path / "c.u8", a.shape, drop_every=100)
+    c = CacheArray(tmp_path / "c.u8", a.shape)
     assert np.array_equal(c[np.array([5, 1, 19])], a[[5, 1, 19]]) and np.array_equal(c[3:7], a[3:7])
-    assert np.array_equal(c[2], a[2])
+    assert np.array_equal(c[2], a[2]) and np.array_equal(c[-1], a[-1])
+    assert np.array_equal(c[np.array([3, 4, 5, 9, 10, 2])], a[[3, 4, 5, 9, 10, 2]])  # runs and jumps
+    with pytest.raises(IndexError):
+        c[np.array([20])]
     c2 = pickle.loads(pickle.dumps(c))
     assert np.array_equal(c2[np.arange(20)], a)
     (tmp_path / "d.u8").write_bytes(a.tobytes()[:-1])
