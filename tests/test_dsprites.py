@@ -183,3 +183,28 @@ def test_measurements_work_on_soft_decoder_outputs() -> None:
     assert np.abs(d.centroid(soft) - d.centroid(sharp)).max() < 0.5
     assert np.abs(d.area(soft) - d.area(sharp)).max() <= 0.1 * d.area(sharp).max()
     assert d.one_clean_shape(soft).all()
+
+
+def test_measure_and_moved_right_way_follow_the_factors() -> None:
+    # each continuous factor one step up moves its property up, for every shape
+    for s, shape in enumerate(d.SHAPES):
+        base = [d.index_of(s, 2, 12, 10, 10)]
+        steps = {"x": d.index_of(s, 2, 12, 13, 10), "y": d.index_of(s, 2, 12, 10, 13),
+                 "scale": d.index_of(s, 4, 12, 10, 10), "orientation": d.index_of(s, 2, 13, 10, 10)}  # fmt: skip
+        before = d.measure(d.render(np.array(base), color=True), shape)
+        for factor, idx in steps.items():
+            after = d.measure(d.render(np.array([idx]), color=True), shape)
+            assert d.moved_right_way(before, after, factor, shape).all(), (shape, factor)
+            assert not d.moved_right_way(after, before, factor, shape).any(), (shape, factor)
+    m = d.measure(d.render(np.array([d.index_of(0, 5, 0, 0, 0)])))
+    assert set(m) == {"x", "y", "area", "components"}
+    assert m["x"][0] == pytest.approx(d.margin(), abs=0.5) and m["components"][0] == 1
+    # a colour change: channels move, the centroid does not
+    img = d.render(np.array([d.index_of(1, 3, 7, 20, 20)]), color=True, seed=0).astype(np.float32) / 255
+    redder = img.copy()
+    redder[:, 0] = np.where(img[:, 0] > 0, 1.0, 0.0)
+    a, b = d.measure(img), d.measure(redder)
+    assert d.moved_right_way(a, b, "red").all() and not d.moved_right_way(a, b, "green").any()
+    assert abs(b["x"][0] - a["x"][0]) < 1e-9
+    with pytest.raises(ValueError, match="need the shape"):
+        d.property_change(a, b, "orientation")

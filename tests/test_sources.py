@@ -383,3 +383,15 @@ def test_npz_unlabelled_grey_and_errors(tmp_path: Path) -> None:
     (tmp_path / "t.npz").write_bytes(b"junk")
     with pytest.raises(InputError, match=r"not a readable \.npz"):
         load(f"npz:{tmp_path / 't.npz'}")
+
+
+def test_options_round_trip_through_a_checkpoint_dict() -> None:
+    import json
+
+    o = DataOptions(attributes=Path("/a/list.txt"), val_fraction=0.2, channels=3, image_size=(64, 48), crop=148,
+                    resize="bicubic", cache_dir=Path("/c"), seed=3, n_images=1000)  # fmt: skip
+    d = json.loads(json.dumps(o.to_dict()))
+    assert DataOptions.from_dict(d) == o
+    assert DataOptions.from_dict({}) == DataOptions()
+    with pytest.raises(UsageError, match="unknown data option"):
+        DataOptions.from_dict({"val_frac": 0.1})

@@ -412,3 +412,40 @@ def one_clean_shape(images: np.ndarray, threshold: float = 0.25, tolerance: floa
     lo, hi = area_range(np.asarray(images).shape[-1])
     a = area(images, threshold)
     return (components(images, threshold) == 1) & (a >= lo * (1 - tolerance)) & (a <= hi * (1 + tolerance))
+
+
+# Which measured property each factor should move, and in which direction (+1: grows with the
+# factor). Position y grows downwards, like image rows; orientation turns counter-clockwise.
+PROPERTY_OF_FACTOR = {"x": "x", "y": "y", "scale": "area", "orientation": "orientation",
+                      "red": "red", "green": "green", "blue": "blue"}  # fmt: skip
+
+
+def measure(images: np.ndarray, shape: str | None = None, threshold: float = 0.25) -> dict[str, np.ndarray]:
+    """Every pixel measurement of a batch (B, C, H, W): x, y (centroid, pixels), area (pixels),
+    components, red/green/blue (mean over the shape, RGB only) and, given the `shape` all images
+    show, orientation (radians modulo its symmetry period)."""
+    c = centroid(images, threshold)
+    out = {"x": c[:, 0], "y": c[:, 1], "area": area(images, threshold), "components": components(images, threshold)}
+    if np.asarray(images).shape[1] == 3:
+        colour = mean_colour(images, threshold)
+        out.update(red=colour[:, 0], green=colour[:, 1], blue=colour[:, 2])
+    if shape is not None:
+        out["orientation"] = orientation(images, shape, threshold)
+    return out
+
+
+def property_change(before: dict[str, np.ndarray], after: dict[str, np.ndarray], name: str,
+                    shape: str | None = None) -> np.ndarray:  # fmt: skip
+    """(B,) signed change of one measured property; orientation wrapped by the shape's period."""
+    if name == "orientation":
+        if shape is None:
+            raise ValueError("orientation changes need the shape (its symmetry period)")
+        return angle_change(before[name], after[name], 2 * math.pi / FOLD[shape])
+    return after[name] - before[name]
+
+
+def moved_right_way(before: dict[str, np.ndarray], after: dict[str, np.ndarray], factor: str,
+                    shape: str | None = None) -> np.ndarray:  # fmt: skip
+    """(B,) bool: the factor's property grew after a +shift (NaN, e.g. an empty image, counts as no)."""
+    change = property_change(before, after, PROPERTY_OF_FACTOR[factor], shape)
+    return np.nan_to_num(change, nan=0.0) > 0
