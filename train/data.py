@@ -94,3 +94,11 @@ def load(spec: str) -> Split:
     if spec == "synthetic":
         return synthetic()
     raise SystemExit(f"error: unknown --data '{spec}': use mnist-5k, mnist-idx:DIR or synthetic")
+
+
+def to_float(batch: np.ndarray) -> np.ndarray:
+    """A batch (B, C, H, W) as float32 in [0, 1]: uint8 0-255 is scaled once, floats pass through."""
+    batch = np.asarray(batch)
+    if batch.dtype == np.uint8:
+        return batch.astype(np.float32) / np.float32(255.0)
+    return batch.astype(np.float32, copy=False)

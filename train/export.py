@@ -25,7 +25,7 @@ import vaegen_infer
 from train.config import ModelConfig
 from train.models import Autoencoder, DecoderGraph, EncoderGraph
 from vaegen_infer.bundle import sha256_file
-from vaegen_infer.errors import UsageError
+from vaegen_infer.errors import UsageError, VaegenError
 from vaegen_infer.manifest import (
     DECODER_INPUT,
     DECODER_OUTPUTS,
@@ -48,7 +48,7 @@ DEFAULT_EXPORTER = "dynamo"
 EXPORTERS = ("dynamo", "torchscript")
 
 
-class ExportError(Exception):
+class ExportError(VaegenError):
     """The exported graphs are invalid or disagree with PyTorch."""
 
 
