@@ -103,6 +103,9 @@ def fit(
     ] = None,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share held out for validation.")] = 0.1,
     strict: Annotated[bool, typer.Option(help="Refuse unreadable images instead of skipping them.")] = False,
+    n_images: Annotated[
+        int, typer.Option(min=0, help="Generated data (dsprites, synthetic): images in all; 0 = the default.")
+    ] = 0,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     epoch_images: Annotated[
         int, typer.Option(min=0, help="Images per epoch (validated after each); 0 = one pass over the data.")
@@ -176,7 +179,8 @@ def fit(
             mcfg, tcfg, split = _configs(
                 model=model, data=data, arch=arch, latent_dim=latent_dim, image_size=_size(image_size),
                 channels=channels, crop=crop, resize=resize, widths=widths, hidden=hidden, activation=activation,
-                likelihood=likelihood, attributes=attributes, val_fraction=val_fraction, strict=strict, epochs=epochs,
+                likelihood=likelihood, attributes=attributes, val_fraction=val_fraction, strict=strict,
+                n_images=n_images, epochs=epochs,
                 epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, beta=beta,
                 warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate,
                 iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
@@ -202,7 +206,8 @@ def fit(
 def _configs(
     *, model: str, data: str, arch: str, latent_dim: int, image_size: tuple[int, int] | None, channels: int,
     crop: int | None, resize: str, widths: str | None, hidden: int, activation: str, likelihood: str,
-    attributes: Path | None, val_fraction: float, strict: bool, epochs: int, epoch_images: int, batch_size: int,
+    attributes: Path | None, val_fraction: float, strict: bool, n_images: int, epochs: int,
+    epoch_images: int, batch_size: int,
     lr: float | None, lr_schedule: str, beta: float, warmup_epochs: int, free_bits: float, binarize: str,
     shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
     prior_param: list[str] | None, conditional: bool, posterior: str | None, label_fraction: float, lr_disc: float,
@@ -227,6 +232,7 @@ def _configs(
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
         threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction, max_minutes=max_minutes,
         checkpoint_minutes=checkpoint_minutes, epoch_images=epoch_images, val_fraction=val_fraction, strict=strict,
+        n_images=n_images,
         attributes=str(attributes) if attributes is not None else None, channels=channels, image_size=image_size,
         crop=crop, resize=resize,
     )  # fmt: skip

@@ -144,6 +144,8 @@ class TrainConfig:
     image_size: tuple[int, int] | None = None  # (H, W) to resize to; None keeps the data's size
     crop: int | None = None  # centre square crop in source pixels, before resizing
     resize: str = "auto"  # resize filter, see vaegen_infer's image.preprocess
+    data_seed: int = 0  # the train / validation split (and Color-dSprites colours)
+    n_images: int = 0  # generated sets (dsprites, synthetic): how many images in all; 0 = the default
 
     def __post_init__(self) -> None:
         if self.image_size is not None:
@@ -174,7 +176,9 @@ class TrainConfig:
         _at_least("max_minutes", self.max_minutes, 0.0)
         _at_least("checkpoint_minutes", self.checkpoint_minutes, 0.0)
         _at_least("epoch_images", self.epoch_images, 0)
-        _in_range("val_fraction", self.val_fraction, 0.0, 1.0, high_open=True)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UsageError(f"val_fraction must lie in (0, 1), e.g. 0.1; got {self.val_fraction!r}")
+        _at_least("n_images", self.n_images, 0)
         if self.channels not in (0, 1, 3):
             raise UsageError(f"channels must be 1 (grey), 3 (RGB) or 0 (follow the data); got {self.channels!r}")
         if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from tqdm import tqdm
 
 from train.config import ModelConfig, TrainConfig, to_dict
 from train.data import Split, to_float
+
+if TYPE_CHECKING:
+    from train.data import DataOptions
 from train.models import LOG_2PI, Autoencoder, log_normal
 from vaegen_infer.errors import BundleError, UsageError
 
@@ -582,10 +585,25 @@ def load_checkpoint(run: Path) -> tuple[Autoencoder, dict[str, Any]]:
     return model, payload
 
 
+def data_options(tcfg: TrainConfig) -> DataOptions:
+    """The loader options a run's config records."""
+    from train.data import DataOptions
+
+    return DataOptions(
+        attributes=Path(tcfg.attributes) if tcfg.attributes else None,
+        val_fraction=tcfg.val_fraction,
+        strict=tcfg.strict,
+        channels=tcfg.channels or None,
+        image_size=tcfg.image_size,
+        crop=tcfg.crop,
+        resize=tcfg.resize,
+        seed=tcfg.data_seed,
+        n_images=tcfg.n_images or None,
+    )
+
+
 def load_data(tcfg: TrainConfig, note: Callable[[str], None] | None = None) -> Split:
     """The run's data, as its config names them (the exporter re-reads them the same way)."""
     from train import data as datasets
 
-    if tcfg.channels or tcfg.image_size or tcfg.crop or tcfg.attributes or tcfg.resize != "auto":
-        raise UsageError("--channels, --image-size, --crop, --resize and --attributes need the new data loaders")
-    return datasets.load(tcfg.data)
+    return datasets.load(tcfg.data, data_options(tcfg), note)
