@@ -110,7 +110,7 @@ def train_and_score(name: str, flags: str, epochs: int) -> dict[str, object]:
 def score(bundle: Path) -> dict[str, object]:
     """Validation IWAE (k = 200) and sample confidence, through the exported graphs."""
     import vaegen_infer
-    from benchmarks.classifier import load_classifier, sample_quality
+    from train.classifier import load_classifier, sample_quality
     from train.data import load_mnist_5k
     from train.evaluate import BINARIZE_SEED, active_units, iwae
     from vaegen_infer.datasets import binarize

@@ -92,7 +92,7 @@ def write_manifest_metrics(name: str, result: dict[str, Any]) -> None:
 
 
 def table(results: dict[str, dict[str, Any]], k: int, images: int) -> str:
-    from benchmarks.classifier import DEFAULT_MODEL
+    from train.classifier import DEFAULT_MODEL
 
     card = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())  # the classifier's own record
     lines = [

@@ -74,5 +74,5 @@ def test_training_refuses_conditioning_on_a_prior_without_regions(tmp_path: Path
     from train.config import ModelConfig, TrainConfig
 
     mcfg = ModelConfig(kind="aae", latent_dim=2, prior="gaussian", conditional=True)
-    with pytest.raises(SystemExit, match="per-label regions"):
+    with pytest.raises(UsageError, match="per-label regions"):
         fit_aae(mcfg, TrainConfig(data="synthetic", epochs=1), data.synthetic(n=40), tmp_path, quiet=True)

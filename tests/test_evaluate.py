@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("tqdm")
 from train.evaluate import active_units, iwae, parzen_log_likelihood
+from vaegen_infer.errors import UsageError
 from vaegen_infer.priors import GaussianMixturePrior, GaussianPrior, MixturePrior, Prior
 
 
@@ -91,7 +92,7 @@ def test_batching_does_not_change_the_answer() -> None:
 def test_non_gaussian_prior_is_refused() -> None:
     model = _OnePixel(0.0, 0.0)
     model.prior = MixturePrior(2)
-    with pytest.raises(SystemExit, match="needs a prior with a density"):
+    with pytest.raises(UsageError, match="needs a prior with a density"):
         iwae(model, _ones(2), k=2, quiet=True)  # type: ignore[arg-type]
 
 

@@ -53,9 +53,12 @@ def test_dreg_gradient_is_the_hand_written_estimator(prior: str) -> None:
     eps = torch.randn((K, *mu.shape))
     z = mu + torch.exp(0.5 * logvar) * eps
     logits = model.decode(z.reshape(-1, 3))
-    log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
-        logits, x.repeat(K, 1, 1, 1), reduction="none"
-    ).flatten(1).sum(1).view(K, -1)
+    log_px = (
+        -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.repeat(K, 1, 1, 1), reduction="none")
+        .flatten(1)
+        .sum(1)
+        .view(K, -1)
+    )
     log_q = -0.5 * (LOG_2PI + logvar.detach() + (z - mu.detach()) ** 2 / logvar.detach().exp()).sum(-1)
     log_w = log_px + model.log_prior(z) - log_q
     w = torch.softmax(log_w.detach(), 0)
@@ -93,3 +96,47 @@ def test_iwae_loss_with_one_sample_is_the_negative_elbo() -> None:
     # log p(z) - log q(z | x) at one draw, by hand, for N(0, I) and the diagonal Gaussian q
     log_ratio = (-0.5 * z**2 + 0.5 * eps**2 + 0.5 * logvar).sum(-1)
     assert math.isclose(loss.item(), (rec - log_ratio.mean()).item(), rel_tol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [
+        ("model", "activation", "tanh"),
+        ("model", "kind", "gan"),
+        ("model", "likelihood", "poisson"),
+        ("model", "dropout", 1.0),
+        ("model", "latent_dim", 0),
+        ("model", "image_shape", (2, 28, 28)),
+        ("train", "lr_schedule", "linear"),
+        ("train", "keep", "first"),
+        ("train", "ema", 1.0),
+        ("train", "batch_size", 0),
+        ("train", "val_fraction", 1.0),
+        ("train", "channels", 2),
+        ("train", "resize", "fancy"),
+    ],
+)
+def test_configs_validate_every_field(cls: str, field: str, value: object) -> None:
+    from train.config import TrainConfig
+    from vaegen_infer.errors import UsageError
+
+    make = ModelConfig if cls == "model" else TrainConfig
+    with pytest.raises(UsageError, match=field):
+        make(**{field: value})
+
+
+def test_fit_help_is_not_cut_and_errors_are_one_line() -> None:
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "COLUMNS": "80"}
+    done = subprocess.run([sys.executable, "-m", "train", "fit", "--help"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0
+    assert "mnist-idx:DIR (train-*-ubyte[.gz])" in done.stdout
+    assert "--label-fraction" in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "train", "fit", "-o", "/nonexistent/x", "--data", "synthetic", "--activation", "tanh"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["error: activation must be one of relu, elu, silu, gelu; got 'tanh'"]

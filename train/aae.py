@@ -24,9 +24,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from train.config import ModelConfig, TrainConfig
-from train.data import Split
-from train.fit import bce_per_image, save_checkpoint, set_seed, training_batch
-from train.models import Autoencoder, Discriminator, reparameterize
+from train.data import Split, to_float
+from train.fit import BatchOrder, rec_per_image, save_checkpoint, set_seed, training_batch
+from train.models import Autoencoder, Discriminator
+from vaegen_infer.errors import UsageError
 from vaegen_infer.manifest import PriorSpec
 from vaegen_infer.priors import Prior, make_prior
 
@@ -43,9 +44,9 @@ def _prior_draw(prior: Prior, labels: np.ndarray, rng: np.random.Generator, cond
 @torch.no_grad()
 def _validate(model: Autoencoder, prior: Prior, data: Split, conditional: bool) -> dict[str, float]:
     model.eval()
-    x = torch.from_numpy(data.x_val)
+    x = torch.from_numpy(to_float(data.x_val[:]))
     mu, _ = model.encode(x)
-    rec = bce_per_image(model.decode(mu), x).mean().item()
+    rec = rec_per_image(model.cfg.likelihood, model.decode(mu), x).mean().item()
     out = {"val_rec": rec}
     if prior.n_regions:
         region = prior.region_of(mu.numpy())
@@ -58,25 +59,27 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
     set_seed(tcfg.seed, tcfg.threads)
     prior = make_prior(PriorSpec(mcfg.prior, mcfg.prior_params), mcfg.latent_dim)
     if mcfg.conditional and prior.n_regions == 0:
-        raise SystemExit(f"error: --conditional needs a prior with per-label regions; '{prior.name}' has none")
-    if mcfg.conditional and prior.n_regions != len(data.labels):
-        raise SystemExit(f"error: the prior has {prior.n_regions} regions but the data has {len(data.labels)} classes")
+        raise UsageError(f"a conditional AAE needs a prior with per-label regions; '{prior.name}' has none")
+    n_labels = len(data.labels or [])
+    if mcfg.conditional and prior.n_regions != n_labels:
+        raise UsageError(f"the prior has {prior.n_regions} regions but the data has {n_labels} classes")
     mcfg.prior_params = prior.params()  # store every parameter, defaults included
     model = Autoencoder(mcfg)
-    disc = Discriminator(mcfg, len(data.labels))
+    disc = Discriminator(mcfg, n_labels)
     opt_ae = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     opt_d = torch.optim.Adam(disc.parameters(), lr=tcfg.lr_disc, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(model.encoder.parameters(), lr=tcfg.lr_gen, betas=(0.5, 0.999))
 
     gen = torch.Generator().manual_seed(tcfg.seed)
     rng = np.random.default_rng(tcfg.seed)
-    x_train = torch.from_numpy(data.x_train)
-    y_train = torch.from_numpy(data.y_train)
+    n_train = len(data.x_train)
+    y_train = torch.from_numpy(np.asarray(data.y_train, dtype=np.int64))
     # Withhold labels from a fixed random share of the images (semi-supervised regularisation).
     known = torch.from_numpy(rng.random(len(y_train)) < tcfg.label_fraction)
     y_used = torch.where(known, y_train, torch.full_like(y_train, -1))
 
-    steps = math.ceil(len(x_train) / tcfg.batch_size)
+    steps = math.ceil(n_train / tcfg.batch_size)
+    order = BatchOrder(n_train, tcfg.batch_size, gen)
     history: list[dict[str, Any]] = []
     started = time.time()
     bar = tqdm(range(tcfg.epochs), desc="fit aae", unit="epoch", disable=quiet, dynamic_ncols=True)
@@ -84,17 +87,15 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         model.train()
         disc.train()
         sums = {"rec": 0.0, "d": 0.0, "g": 0.0, "d_acc": 0.0}
-        perm = torch.randperm(len(x_train), generator=gen)
-        for b in range(steps):
-            idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
-            target = training_batch(x_train[idx], tcfg, gen)
-            labels = y_used[idx]  # (B,), -1 where the label is withheld
+        for _ in range(steps):
+            idx = order.next()
+            target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
+            labels = y_used[torch.from_numpy(idx)]  # (B,), -1 where the label is withheld
             cond = labels if mcfg.conditional else None
 
             # 1. reconstruction phase
             mu, logvar = model.encode(target)
-            z = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
-            rec = bce_per_image(model.decode(z), target).mean()
+            rec = rec_per_image(mcfg.likelihood, model.decode(model.code(mu, logvar)), target).mean()
             opt_ae.zero_grad(set_to_none=True)
             rec.backward()
             opt_ae.step()
@@ -102,7 +103,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             # 2a. regularisation phase, discriminator: prior samples -> 1, codes -> 0
             with torch.no_grad():
                 mu, logvar = model.encode(target)
-                fake = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
+                fake = model.code(mu, logvar)
             real = _prior_draw(prior, labels.numpy(), rng, mcfg.conditional)
             d_real, d_fake = disc(real, cond), disc(fake, cond)
             loss_d = F.binary_cross_entropy_with_logits(
@@ -114,8 +115,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
 
             # 2b. regularisation phase, generator: the encoder learns to fool the discriminator
             mu, logvar = model.encode(target)
-            z = mu if mcfg.posterior == "deterministic" else reparameterize(mu, logvar)
-            d_gen = disc(z, cond)
+            d_gen = disc(model.code(mu, logvar), cond)
             loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -126,7 +126,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             sums["d"] += loss_d.item() * n
             sums["g"] += loss_g.item() * n
             sums["d_acc"] += 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item() * n
-        n = len(x_train)
+        n = n_train
         record = {"epoch": epoch + 1, **{k: v / n for k, v in sums.items()}}
         record.update(_validate(model, prior, data, mcfg.conditional))
         history.append(record)

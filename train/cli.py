@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from train.config import LEARNED_PRIORS, ModelConfig, TrainConfig
+
+if TYPE_CHECKING:
+    from train.data import Split
 
 app = typer.Typer(
     help="Train VAEs/AAEs on MNIST-like data and export them as vaegen-infer bundles.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help at 120 columns whatever the terminal says, so option help is never cut.
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120, "terminal_width": 120},
 )
 
 
@@ -44,17 +50,66 @@ def _prior_params(items: list[str]) -> dict[str, float]:
     return out
 
 
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    values = _ints(text)
+    if len(values) == 1:
+        return (values[0], values[0])
+    if len(values) == 2:
+        return (values[0], values[1])
+    raise typer.BadParameter(f"expected S or H,W, got '{text}'", param_hint="--image-size")
+
+
+def _fail(exc: Exception, debug: bool) -> typer.Exit:
+    """A typed error as one line on stderr; exit 2 for usage errors, 1 for failures."""
+    if debug:
+        raise exc
+    typer.echo(f"error: {exc}", err=True)
+    return typer.Exit(getattr(exc, "exit_code", 1))
+
+
+DATA_HELP = (
+    "mnist-5k, mnist-idx:DIR (train-*-ubyte[.gz]), folder:DIR (images; sub-folders = classes), npz:FILE, "
+    "dsprites, color-dsprites or synthetic."
+)
+
+
 @app.command()
 def fit(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory for checkpoint.pt and run.json.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory for checkpoint.pt, run.json.")] = None,
     model: Annotated[str, typer.Option(help="Model family: vae or aae.")] = "vae",
-    data: Annotated[str, typer.Option(help="mnist-5k, mnist-idx:DIR (train-*-ubyte[.gz]) or synthetic.")] = "mnist-5k",
+    data: Annotated[str, typer.Option(help=DATA_HELP)] = "mnist-5k",
     arch: Annotated[str, typer.Option(help="conv or mlp (the pytorch/examples recipe).")] = "conv",
     latent_dim: Annotated[int, typer.Option(min=1, help="Latent size D.")] = 16,
-    channels: Annotated[str, typer.Option(help="Conv widths, comma-separated; each halves H and W.")] = "32,64",
+    image_size: Annotated[
+        str | None, typer.Option(help="Resize images to S x S or H,W (conv: 28, 32, 64, 128, ...); default: as stored.")
+    ] = None,
+    channels: Annotated[int, typer.Option(help="Image channels: 1 (grey) or 3 (RGB); 0 = follow the data.")] = 0,
+    crop: Annotated[int | None, typer.Option(min=1, help="Centre square crop, source pixels, before resizing.")] = None,
+    resize: Annotated[str, typer.Option(help="Resize filter: auto, box, bilinear, bicubic, lanczos, nearest.")] = (
+        "auto"
+    ),
+    widths: Annotated[
+        str | None, typer.Option(help="Conv widths, one per stage (each halves H and W); default: from the size.")
+    ] = None,
     hidden: Annotated[int, typer.Option(min=1, help="Dense layer width.")] = 256,
     activation: Annotated[str, typer.Option(help="relu, elu, silu or gelu.")] = "relu",
+    likelihood: Annotated[
+        str, typer.Option(help="bernoulli (binary/grey digits) or gaussian (8-bit photos; shared learned sigma).")
+    ] = "bernoulli",
+    attributes: Annotated[
+        Path | None, typer.Option(help="Per-image attributes: CelebA list_attr format or CSV (file,attr1,...).")
+    ] = None,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.99, help="Share held out for validation.")] = 0.1,
+    strict: Annotated[bool, typer.Option(help="Refuse unreadable images instead of skipping them.")] = False,
+    n_images: Annotated[
+        int, typer.Option(min=0, help="Generated data (dsprites, synthetic): images in all; 0 = the default.")
+    ] = 0,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
+    epoch_images: Annotated[
+        int, typer.Option(min=0, help="Images per epoch (validated after each); 0 = one pass over the data.")
+    ] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 128,
     lr: Annotated[
         float | None, typer.Option(min=0.0, help="Adam step size; AAE: the reconstruction phase. [vae 1e-3, aae 5e-4]")
@@ -91,47 +146,112 @@ def fit(
         float, typer.Option(min=0.0, max=0.9, help="Dropout after each hidden activation while training.")
     ] = 0.0,
     weight_decay: Annotated[float, typer.Option(min=0.0, help="VAE: decoupled weight decay (AdamW).")] = 0.0,
+    max_minutes: Annotated[
+        float | None, typer.Option(min=0.0, help="VAE: wall-clock budget; stops cleanly, keeps the best weights.")
+    ] = None,
+    checkpoint_minutes: Annotated[
+        float, typer.Option(min=0.0, help="VAE: write OUT/resume.pt at least this often (0 = only at the end).")
+    ] = 5.0,
+    resume: Annotated[
+        Path | None, typer.Option(help="VAE: continue RUN from its resume.pt, with the options it was started with.")
+    ] = None,
     seed: Annotated[int, typer.Option()] = 0,
     threads: Annotated[int, typer.Option(min=0, help="Torch threads; 0 = physical cores.")] = 0,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
 ) -> None:
     """Fit a model and write OUT/checkpoint.pt (config beside the weights) and OUT/run.json."""
-    from train import data as datasets
+    from train.fit import load_data
+    from vaegen_infer.errors import VaegenError
+
+    try:
+        if resume is not None:
+            from train.fit import read_resume_configs
+
+            mcfg, tcfg = read_resume_configs(resume)
+            if max_minutes is not None:
+                tcfg.max_minutes = max_minutes  # a new budget, counting the time already spent
+            split = load_data(tcfg, note=lambda text: typer.echo(text, err=True))
+            run_dir = resume
+        else:
+            if out is None:
+                raise typer.BadParameter("give the run directory (or --resume RUN)", param_hint="--out")
+            mcfg, tcfg, split = _configs(
+                model=model, data=data, arch=arch, latent_dim=latent_dim, image_size=_size(image_size),
+                channels=channels, crop=crop, resize=resize, widths=widths, hidden=hidden, activation=activation,
+                likelihood=likelihood, attributes=attributes, val_fraction=val_fraction, strict=strict,
+                n_images=n_images, epochs=epochs,
+                epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, beta=beta,
+                warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate,
+                iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
+                prior_param=prior_param, conditional=conditional, posterior=posterior, label_fraction=label_fraction,
+                lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, keep=keep, ema=ema, dropout=dropout,
+                weight_decay=weight_decay, max_minutes=max_minutes or 0.0, checkpoint_minutes=checkpoint_minutes,
+                seed=seed, threads=threads,
+            )  # fmt: skip
+            run_dir = out
+        if mcfg.kind == "vae":
+            from train.fit import fit_vae
+
+            summary = fit_vae(mcfg, tcfg, split, run_dir, quiet=quiet, resume=resume is not None)
+        else:
+            from train.aae import fit_aae
+
+            summary = fit_aae(mcfg, tcfg, split, run_dir, quiet=quiet)
+    except VaegenError as exc:
+        raise _fail(exc, debug) from None
+    typer.echo(f"wrote {run_dir / 'checkpoint.pt'}: " + json.dumps(summary))
+
+
+def _configs(
+    *, model: str, data: str, arch: str, latent_dim: int, image_size: tuple[int, int] | None, channels: int,
+    crop: int | None, resize: str, widths: str | None, hidden: int, activation: str, likelihood: str,
+    attributes: Path | None, val_fraction: float, strict: bool, n_images: int, epochs: int,
+    epoch_images: int, batch_size: int,
+    lr: float | None, lr_schedule: str, beta: float, warmup_epochs: int, free_bits: float, binarize: str,
+    shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
+    prior_param: list[str] | None, conditional: bool, posterior: str | None, label_fraction: float, lr_disc: float,
+    lr_gen: float, disc_hidden: int, keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
+    checkpoint_minutes: float, seed: int, threads: int,
+) -> tuple[ModelConfig, TrainConfig, Split]:  # fmt: skip
+    """The two configs from the command line (each validates itself) and the data, which give the
+    model its image shape (after --channels / --image-size)."""
+    from train.fit import load_data
+    from train.models import conv_stages, default_widths
 
     if model not in ("vae", "aae"):
         raise typer.BadParameter(f"unknown model '{model}': use vae or aae", param_hint="--model")
-    if binarize not in ("none", "dynamic"):
-        raise typer.BadParameter("use none or dynamic", param_hint="--binarize")
     if model == "vae" and (prior not in ("gaussian", *LEARNED_PRIORS) or conditional or posterior == "deterministic"):
         raise typer.BadParameter(
             "a VAE has a Gaussian posterior and a gaussian or vamp prior; use --model aae", param_hint="--prior"
         )
-    if model == "aae" and prior in LEARNED_PRIORS:
-        raise typer.BadParameter(f"'{prior}' is learned with a VAE; an AAE needs a fixed prior", param_hint="--prior")
-    split = datasets.load(data)
-    mcfg = ModelConfig(
-        kind=model, arch=arch, image_shape=split.image_shape, latent_dim=latent_dim,
-        channels=_ints(channels), hidden=hidden, activation=activation, blocks=blocks,
-        posterior=posterior or ("gaussian" if model == "vae" else "deterministic"),
-        prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
-        dropout=dropout,
-    )  # fmt: skip
     tcfg = TrainConfig(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
         lr_schedule=lr_schedule, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
-        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction,
+        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction, max_minutes=max_minutes,
+        checkpoint_minutes=checkpoint_minutes, epoch_images=epoch_images, val_fraction=val_fraction, strict=strict,
+        n_images=n_images,
+        attributes=str(attributes) if attributes is not None else None, channels=channels, image_size=image_size,
+        crop=crop, resize=resize,
     )  # fmt: skip
-    if model == "vae":
-        from train.fit import fit_vae
-
-        summary = fit_vae(mcfg, tcfg, split, out, quiet=quiet)
+    split = load_data(tcfg, note=lambda text: typer.echo(text, err=True))
+    shape = split.image_shape
+    if widths is not None:
+        conv_widths = _ints(widths)
+    elif arch == "conv":
+        conv_widths = default_widths(conv_stages(shape[1], shape[2]))
     else:
-        from train.aae import fit_aae
-
-        summary = fit_aae(mcfg, tcfg, split, out, quiet=quiet)
-    typer.echo(f"wrote {out / 'checkpoint.pt'}: " + json.dumps(summary))
+        conv_widths = (32, 64)
+    mcfg = ModelConfig(
+        kind=model, arch=arch, image_shape=shape, latent_dim=latent_dim,
+        channels=conv_widths, hidden=hidden, activation=activation, blocks=blocks,
+        posterior=posterior or ("gaussian" if model == "vae" else "deterministic"),
+        prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
+        dropout=dropout, likelihood=likelihood,
+    )  # fmt: skip
+    return mcfg, tcfg, split
 
 
 @app.command()
@@ -141,15 +261,16 @@ def export(
     name: Annotated[str | None, typer.Option(help="Bundle name; default: the directory name.")] = None,
     description: Annotated[str, typer.Option(help="One line shown by `vaegen-infer models`.")] = "",
     exporter: Annotated[str, typer.Option(help="dynamo or torchscript.")] = "dynamo",
+    debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
 ) -> None:
     """Export a run to encoder.onnx, decoder.onnx and model.json, checked against PyTorch."""
-    from train.export import ExportError, export_run
+    from train.export import export_run
+    from vaegen_infer.errors import VaegenError
 
     try:
         path, parity = export_run(run, out, name=name, description=description, exporter=exporter)
-    except ExportError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    except VaegenError as exc:
+        raise _fail(exc, debug) from None
     worst = max(parity.values())
     typer.echo(f"wrote {path} (largest |ORT - PyTorch| over batches 1, 7, 64: {worst:.2e})")
 

@@ -1,14 +1,49 @@
-"""One dataclass per concern, saved beside the weights and rebuilt from them (`ModelConfig(**d)`)."""
+"""One dataclass per concern, saved beside the weights and rebuilt from them (`ModelConfig(**d)`).
+
+Both validate themselves in `__post_init__` (as `vaegen_infer.providers.ProviderRequest` does): a
+bad field raises `UsageError` naming the field and the values it takes, whether the config came
+from the CLI, from Python or from an old checkpoint.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from vaegen_infer.errors import UsageError
+
 # Priors learned with the model (VAE only). Each exports as a runtime prior with a closed-form
 # density: `vamp` (Tomczak & Welling 2018, p(z) = 1/K sum_k q(z | u_k) over K learned pseudo-inputs
 # u_k) becomes the runtime's `gaussian-mixture` with the encoder's posteriors at the u_k.
 LEARNED_PRIORS = ("vamp",)
+KINDS = ("vae", "aae")
+ARCH_NAMES = ("conv", "mlp")
+ACTIVATION_NAMES = ("relu", "elu", "silu", "gelu")
+POSTERIORS = ("gaussian", "deterministic")
+# bernoulli: BCE on grey levels (binarised MNIST); gaussian: N(x; mean, sigma^2) per pixel with one
+# shared sigma calibrated as in the sigma-VAE (see train/fit.py, `gaussian_nll`).
+LIKELIHOODS = ("bernoulli", "gaussian")
+LR_SCHEDULES = ("constant", "cosine")
+BINARIZE = ("none", "dynamic")
+KEEP = ("best", "last")
+IW_ESTIMATORS = ("iwae", "dreg")
+RESIZE_FILTERS = ("auto", "box", "bilinear", "bicubic", "lanczos", "nearest")
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if not value >= low:  # also refuses NaN
+        raise UsageError(f"{name} must be >= {low:g}; got {value!r}")
+
+
+def _in_range(name: str, value: float, low: float, high: float, high_open: bool = False) -> None:
+    ok = low <= value < high if high_open else low <= value <= high
+    if not ok:
+        raise UsageError(f"{name} must lie in [{low:g}, {high:g}{')' if high_open else ']'}; got {value!r}")
 
 
 @dataclass
@@ -29,6 +64,34 @@ class ModelConfig:
     conditional: bool = False  # AAE: the discriminator sees the label, class k maps to region k
     disc_hidden: int = 512  # AAE discriminator width (two hidden layers)
     dropout: float = 0.0  # VAE/AAE: dropout after every hidden activation while training (identity when exported)
+    likelihood: str = "bernoulli"  # decoder distribution p(x | z): bernoulli | gaussian
+
+    def __post_init__(self) -> None:
+        from vaegen_infer.priors import PRIORS
+
+        self.image_shape = tuple(int(v) for v in self.image_shape)  # type: ignore[assignment]
+        self.channels = tuple(int(v) for v in self.channels)
+        _choice("kind", self.kind, KINDS)
+        _choice("arch", self.arch, ARCH_NAMES)
+        if len(self.image_shape) != 3 or self.image_shape[0] not in (1, 3) or min(self.image_shape[1:]) < 1:
+            raise UsageError(f"image_shape must be (C, H, W) with C 1 or 3 and H, W >= 1; got {self.image_shape}")
+        _at_least("latent_dim", self.latent_dim, 1)
+        if not self.channels or min(self.channels) < 1:
+            raise UsageError(f"channels (conv widths) must be one or more positive integers; got {self.channels}")
+        _at_least("hidden", self.hidden, 1)
+        _choice("activation", self.activation, ACTIVATION_NAMES)
+        _at_least("blocks", self.blocks, 0)
+        _choice("posterior", self.posterior, POSTERIORS)
+        _choice("prior", self.prior, (*PRIORS, *LEARNED_PRIORS))
+        if not isinstance(self.prior_params, dict):
+            raise UsageError(f"prior_params must be a dict of numbers; got {type(self.prior_params).__name__}")
+        _at_least("disc_hidden", self.disc_hidden, 1)
+        _in_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
+        _choice("likelihood", self.likelihood, LIKELIHOODS)
+        if self.kind == "vae" and (self.conditional or self.posterior == "deterministic"):
+            raise UsageError("a VAE has a Gaussian posterior and no conditional prior; use kind 'aae' for those")
+        if self.kind == "aae" and self.prior in LEARNED_PRIORS:
+            raise UsageError(f"prior '{self.prior}' is learned with a VAE; an AAE needs a fixed prior")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -68,10 +131,68 @@ class TrainConfig:
     lr_disc: float = 1e-4  # discriminator step
     lr_gen: float = 1e-3  # encoder ("generator") step
     label_fraction: float = 1.0  # AAE, conditional: share of training images whose label is used
+    # Wall-clock budget: 0 = none. When it runs out the loop stops after the current step, validates,
+    # keeps the best (or EMA) weights and writes the checkpoint as after a last epoch.
+    max_minutes: float = 0.0
+    checkpoint_minutes: float = 5.0  # a resumable checkpoint (resume.pt) at least this often; 0 = never
+    epoch_images: int = 0  # images per epoch (validation + best-weight choice after each); 0 = the whole set
+    # Data options, passed to train.data.load (and recorded so export re-reads the same data).
+    val_fraction: float = 0.1
+    strict: bool = False  # refuse unreadable images instead of skipping them (with a count)
+    attributes: str | None = None  # per-image attribute file (CelebA list_attr format or CSV)
+    channels: int = 0  # 1 or 3 forces grey or RGB; 0 follows the data
+    image_size: tuple[int, int] | None = None  # (H, W) to resize to; None keeps the data's size
+    crop: int | None = None  # centre square crop in source pixels, before resizing
+    resize: str = "auto"  # resize filter, see vaegen_infer's image.preprocess
+    data_seed: int = 0  # the train / validation split (and Color-dSprites colours)
+    n_images: int = 0  # generated sets (dsprites, synthetic): how many images in all; 0 = the default
+
+    def __post_init__(self) -> None:
+        if self.image_size is not None:
+            self.image_size = tuple(int(v) for v in self.image_size)  # type: ignore[assignment]
+        if not isinstance(self.data, str) or not self.data:
+            raise UsageError(f"data must name a data set (e.g. mnist-5k); got {self.data!r}")
+        _at_least("epochs", self.epochs, 1)
+        _at_least("batch_size", self.batch_size, 1)
+        _at_least("lr", self.lr, 0.0)
+        _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        _at_least("beta", self.beta, 0.0)
+        _at_least("warmup_epochs", self.warmup_epochs, 0)
+        _at_least("free_bits", self.free_bits, 0.0)
+        _choice("binarize", self.binarize, BINARIZE)
+        _at_least("shift", self.shift, 0.0)
+        _at_least("rotate", self.rotate, 0.0)
+        _at_least("weight_decay", self.weight_decay, 0.0)
+        _in_range("ema", self.ema, 0.0, 1.0, high_open=True)
+        _choice("keep", self.keep, KEEP)
+        _at_least("iw_samples", self.iw_samples, 1)
+        _choice("iw_estimator", self.iw_estimator, IW_ESTIMATORS)
+        if not isinstance(self.seed, int):
+            raise UsageError(f"seed must be an integer; got {self.seed!r}")
+        _at_least("threads", self.threads, 0)
+        _at_least("lr_disc", self.lr_disc, 0.0)
+        _at_least("lr_gen", self.lr_gen, 0.0)
+        _in_range("label_fraction", self.label_fraction, 0.0, 1.0)
+        _at_least("max_minutes", self.max_minutes, 0.0)
+        _at_least("checkpoint_minutes", self.checkpoint_minutes, 0.0)
+        _at_least("epoch_images", self.epoch_images, 0)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UsageError(f"val_fraction must lie in (0, 1), e.g. 0.1; got {self.val_fraction!r}")
+        _at_least("n_images", self.n_images, 0)
+        if self.channels not in (0, 1, 3):
+            raise UsageError(f"channels must be 1 (grey), 3 (RGB) or 0 (follow the data); got {self.channels!r}")
+        if self.image_size is not None and (len(self.image_size) != 2 or min(self.image_size) < 1):
+            raise UsageError(f"image_size must be (H, W) with positive sides; got {self.image_size}")
+        if self.crop is not None:
+            _at_least("crop", self.crop, 1)
+        _choice("resize", self.resize, RESIZE_FILTERS)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+        d = {k: v for k, v in d.items() if k in {f.name for f in fields(cls)}}
+        if d.get("image_size") is not None:
+            d["image_size"] = tuple(d["image_size"])
+        return cls(**d)
 
 
 def to_dict(cfg: ModelConfig | TrainConfig) -> dict[str, Any]:

@@ -4,15 +4,13 @@ VAE: the importance-sampled bound on test log-likelihood (IWAE, Burda et al. 201
 per image, on the MNIST test set binarised once with a fixed seed, plus the ELBO, its terms and the
 active units. AAE: a Parzen-window log-likelihood with the window chosen on validation data, and
 how well the codes follow the prior. Both: sample quality judged by the digit classifier in
-benchmarks/ (class balance, confidence, Frechet distance on its features).
+train/classifier.py (class balance, confidence, Frechet distance on its features).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,7 +21,6 @@ from vaegen_infer.datasets import binarize
 from vaegen_infer.errors import UsageError
 from vaegen_infer.priors import GaussianPrior
 
-ROOT = Path(__file__).resolve().parents[1]
 BINARIZE_SEED = 0  # the test set is binarised once, with this seed, for every model
 LOG_2PI = math.log(2 * math.pi)
 
@@ -57,7 +54,7 @@ def iwae(
     try:
         prior.log_density(np.zeros((1, prior.dim)))
     except UsageError:
-        raise SystemExit(f"error: the IWAE bound needs a prior with a density; {g.name} has '{prior.name}'") from None
+        raise UsageError(f"the IWAE bound needs a prior with a density; {g.name} has '{prior.name}'") from None
     # N(0, scale^2 I) has a closed-form KL; any other prior gets the one-sample estimate below.
     scale = float(prior.params()["scale"]) if isinstance(prior, GaussianPrior) else None
     mu, logvar = g.encode(x)  # (N, D) each
@@ -118,9 +115,7 @@ def vae_metrics(
 
 
 def _classifier() -> Any:
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    from benchmarks import classifier
+    from train import classifier  # numpy + onnxruntime at measuring time; torch only to retrain it
 
     return classifier
 
@@ -141,7 +136,7 @@ def sample_metrics(g: vaegen_infer.Model, x_test: np.ndarray, n: int = 10_000, s
         "class_kl_from_uniform": round(float(quality["kl_from_uniform_nats"]), 4),
         "frechet_distance": round(float(clf_mod.frechet_distance(f_samples, f_test)), 2),
         "protocol": f"{n:,} samples (seed {seed}) vs the first {min(n, len(x_test)):,} test images; "
-        "features and probabilities of benchmarks/models/digit-classifier.onnx",
+        "features and probabilities of train/assets/digit-classifier.onnx",
     }
     if g.manifest.conditional and g.manifest.labels:
         per = max(1, n // len(g.manifest.labels))

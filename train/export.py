@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -25,7 +24,8 @@ import vaegen_infer
 from train.config import ModelConfig
 from train.models import Autoencoder, DecoderGraph, EncoderGraph
 from vaegen_infer.bundle import sha256_file
-from vaegen_infer.errors import UsageError
+from vaegen_infer.errors import UsageError, VaegenError
+from vaegen_infer.io import make_temp_dir
 from vaegen_infer.manifest import (
     DECODER_INPUT,
     DECODER_OUTPUTS,
@@ -35,6 +35,7 @@ from vaegen_infer.manifest import (
     Attribute,
     ImageSpec,
     Manifest,
+    PreprocessSpec,
     PriorSpec,
     graph_specs,
 )
@@ -48,7 +49,7 @@ DEFAULT_EXPORTER = "dynamo"
 EXPORTERS = ("dynamo", "torchscript")
 
 
-class ExportError(Exception):
+class ExportError(VaegenError):
     """The exported graphs are invalid or disagree with PyTorch."""
 
 
@@ -193,7 +194,7 @@ def write_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists; pass --overwrite to replace it")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = make_temp_dir(out)
     try:
         for name, data in graphs.items():
             (tmp / name).write_bytes(data)
@@ -233,6 +234,24 @@ def check_prior(model: Autoencoder, prior: Prior, tol: float = 1e-3) -> None:
         raise ExportError(f"the exported prior's log-density differs from training's by {worst:.2e} nats (> {tol})")
 
 
+def image_spec(model: Autoencoder, payload: dict[str, Any]) -> ImageSpec:
+    """The manifest's `image` entry: shape, likelihood (with the Gaussian's shared log_sigma from
+    the run's summary), the data kind scores are reported in, and the preprocessing of the data."""
+    cfg: ModelConfig = model.cfg
+    c, h, w = cfg.image_shape
+    tcfg = payload["train_config"]
+    params: dict[str, float] = {}
+    if cfg.likelihood == "gaussian":
+        log_sigma = payload["summary"].get("log_sigma")
+        if log_sigma is None:
+            raise ExportError("this gaussian run's summary has no log_sigma (validation never ran); refit it")
+        params["log_sigma"] = round(float(log_sigma), 6)
+    # 8-bit data are scored in bits/dim with the discretised likelihood; binarised digits in nats.
+    data = "8bit" if cfg.likelihood == "gaussian" else "binary"
+    preprocess = PreprocessSpec(tcfg.get("crop"), tcfg.get("resize", "auto"))
+    return ImageSpec(c, h, w, (0.0, 1.0), cfg.likelihood, params, data, preprocess)
+
+
 def base_manifest(
     name: str,
     model: Autoencoder,
@@ -245,8 +264,7 @@ def base_manifest(
     conditional: bool,
 ) -> Manifest:
     cfg: ModelConfig = model.cfg
-    c, h, w = cfg.image_shape
-    image = ImageSpec(c, h, w, (0.0, 1.0), "bernoulli")
+    image = image_spec(model, payload)
     encoder, decoder = graph_specs(image, cfg.latent_dim, hashes)
     return Manifest(
         name=name,
@@ -282,13 +300,13 @@ def export_run(
     metrics: dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Export a training run to a checked bundle at `out`; returns the path and the parity report."""
-    from train import data as datasets
     from train.analysis import builtin_attributes, latent_statistics
-    from train.fit import load_checkpoint
+    from train.config import TrainConfig
+    from train.fit import load_checkpoint, load_data
 
     model, payload = load_checkpoint(run)
     started = time.time()
-    split = datasets.load(payload["train_config"]["data"])
+    split = load_data(TrainConfig.from_dict(payload["train_config"]))
     if attributes is None:
         attributes = builtin_attributes(model, split)
     if latent_stats is None:

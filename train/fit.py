@@ -1,5 +1,17 @@
-"""Fitting a VAE: loss = BCE + beta * KL, with the levers issue 5 measures (warm-up, free bits,
-dynamic binarisation, augmentation, schedule) and the best-on-validation weights kept."""
+"""Fitting a VAE: loss = -log p(x | z) + beta * KL, with the levers issue 5 measures (warm-up, free
+bits, dynamic binarisation, augmentation, schedule) and the best-on-validation weights kept.
+
+The loop is built from pieces that the AAE loop (train/aae.py) shares: `BatchOrder` (the data
+order, resumable), `make_optimiser`, `Ema`, `Budget` and the resume checkpoint (`ResumeState`).
+
+Likelihoods. `bernoulli`: BCE on grey levels. `gaussian`: N(x; mean, sigma^2 I) with mean =
+sigmoid(logits) in [0, 1] and ONE sigma shared by every pixel and image, calibrated as in the
+sigma-VAE (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated
+Decoders", their "optimal sigma" variant): each batch uses the analytic maximum-likelihood value
+sigma* = sqrt(MSE of the batch), soft-clipped below at exp(-6) as in their code. No lambda against
+MSE to tune. The value shipped in model.json (`likelihood_params.log_sigma`) is the same estimate
+on the validation split with the kept weights.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +19,10 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,11 +30,18 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from train.config import ModelConfig, TrainConfig, to_dict
-from train.data import Split
-from train.models import LOG_2PI, Autoencoder, reparameterize
+from train.data import Split, to_float
+
+if TYPE_CHECKING:
+    from train.data import DataOptions
+from train.models import LOG_2PI, Autoencoder, log_normal
+from vaegen_infer.errors import BundleError, UsageError
 
 CHECKPOINT_FILE = "checkpoint.pt"
+RESUME_FILE = "resume.pt"
 CHECKPOINT_FORMAT = "vaegen-checkpoint-1"
+RESUME_FORMAT = "vaegen-resume-1"
+LOG_SIGMA_MIN = -6.0  # the sigma-VAE's soft floor on log sigma
 
 
 def set_seed(seed: int, threads: int = 0) -> None:
@@ -39,6 +60,34 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def bce_per_image(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Bernoulli negative log-likelihood summed over pixels, (N,). Works on logits to avoid log(0)."""
     return F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
+
+
+def squared_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Sum over pixels of (x - sigmoid(logits))^2, (N,)."""
+    return (target - torch.sigmoid(logits)).pow(2).flatten(1).sum(1)
+
+
+def optimal_log_sigma(sse: torch.Tensor, pixels: int) -> torch.Tensor:
+    """The shared sigma maximising the Gaussian likelihood: log sqrt(sum SSE / (N * pixels)),
+    soft-clipped below at LOG_SIGMA_MIN. sse (N,) -> scalar."""
+    log_sigma = 0.5 * torch.log(sse.sum() / (sse.numel() * pixels))
+    return LOG_SIGMA_MIN + F.softplus(log_sigma - LOG_SIGMA_MIN)
+
+
+def gaussian_nll(sse: torch.Tensor, pixels: int, log_sigma: torch.Tensor | float) -> torch.Tensor:
+    """-log N(x; mean, sigma^2 I) per image from its squared error, (N,) -> (N,), in nats:
+    pixels * (log(2 pi) / 2 + log sigma) + SSE / (2 sigma^2)."""
+    log_sigma = torch.as_tensor(log_sigma, dtype=sse.dtype)
+    return pixels * (0.5 * LOG_2PI + log_sigma) + 0.5 * sse * torch.exp(-2.0 * log_sigma)
+
+
+def rec_per_image(likelihood: str, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """-log p(x | z) per image, (N,), nats. Gaussian: with the batch's optimal shared sigma."""
+    if likelihood == "bernoulli":
+        return bce_per_image(logits, target)
+    pixels = math.prod(target.shape[1:])
+    sse = squared_error(logits, target)
+    return gaussian_nll(sse, pixels, optimal_log_sigma(sse, pixels))
 
 
 def augment(x: torch.Tensor, shift: float, rotate: float, gen: torch.Generator) -> torch.Tensor:
@@ -63,9 +112,6 @@ def training_batch(xb: torch.Tensor, tcfg: TrainConfig, gen: torch.Generator) ->
     return torch.bernoulli(xb, generator=gen) if tcfg.binarize == "dynamic" else xb
 
 
-IW_ESTIMATORS = ("iwae", "dreg")
-
-
 def iwae_loss(
     model: Autoencoder, target: torch.Tensor, k: int, beta: float, estimator: str = "iwae"
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -77,8 +123,8 @@ def iwae_loss(
     `iwae` differentiates the bound as it is; `dreg` (Tucker et al. 2018) drops the score-function
     part (q's parameters are held fixed inside log q) and weighs each sample's path gradient by the
     squared normalised weight w~_j^2 instead of w~_j."""
-    if estimator not in IW_ESTIMATORS:
-        raise SystemExit(f"error: unknown importance-weighting estimator '{estimator}': use iwae or dreg")
+    if estimator not in ("iwae", "dreg"):
+        raise UsageError(f"iw_estimator must be one of iwae, dreg; got {estimator!r}")
     mu, logvar = model.encode(target)  # (B, D)
     eps = torch.randn((k, *mu.shape), dtype=mu.dtype)
     z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, D)
@@ -89,9 +135,9 @@ def iwae_loss(
         z.register_hook(lambda grad: grad * weights[0].unsqueeze(-1))
     logits = model.decode(z.reshape(-1, mu.shape[1]))
     rep = target.unsqueeze(0).expand(k, *target.shape).reshape(-1, *target.shape[1:])
-    log_px = -bce_per_image(logits, rep).view(k, -1)  # (k, B)
+    log_px = -rec_per_image(model.cfg.likelihood, logits, rep).view(k, -1)  # (k, B)
     if estimator == "dreg":
-        log_qz = -0.5 * (LOG_2PI + logvar.detach() + (z - mu.detach()).pow(2) * torch.exp(-logvar.detach())).sum(-1)
+        log_qz = log_normal(z, mu.detach(), logvar.detach())
     else:
         log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # (k, B) log q(z | x) at its own draws
     log_w = log_px + beta * (model.log_prior(z) - log_qz)  # (k, B)
@@ -108,20 +154,44 @@ def iwae_loss(
     return loss, -log_px[0].mean(), kl_per_dim(mu, logvar).mean(0)
 
 
+def vae_step_loss(
+    model: Autoencoder, target: torch.Tensor, tcfg: TrainConfig, beta: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss, reconstruction term, KL) of one batch, each a scalar (batch means)."""
+    if tcfg.iw_samples > 1 or model.pseudo_logits is not None:  # k = 1: the ELBO, KL sampled
+        loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta, tcfg.iw_estimator)
+        return loss, rec, kd.sum()
+    mu, logvar = model.encode(target)
+    logits = model.decode(model.code(mu, logvar))
+    rec = rec_per_image(model.cfg.likelihood, logits, target).mean()
+    kd = kl_per_dim(mu, logvar).mean(0)  # (D,) batch-mean KL per dimension
+    kl = kd.sum()
+    # Free bits: dimensions below the floor carry no penalty, so they stay in use.
+    kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
+    return rec + beta * kl_pen, rec, kl
+
+
 @torch.no_grad()
-def evaluate_elbo(model: Autoencoder, x: np.ndarray, batch: int = 500) -> dict[str, float]:
-    """Mean ELBO terms on `x` (targets as given), using the posterior mean's sample once per image."""
+def evaluate_elbo(model: Autoencoder, x: Any, batch: int = 500) -> dict[str, Any]:
+    """Mean ELBO terms on images `x` ((N, C, H, W) array-like, uint8 or float; targets as given),
+    one posterior draw per image with fixed noise. Gaussian decoders use the shared sigma that is
+    optimal on `x` (returned as `log_sigma`), as the sigma-VAE calibrates it."""
     model.eval()
     gen = torch.Generator().manual_seed(1234)  # fixed eps: validation numbers comparable across epochs
-    rec_sum, kl_sum = 0.0, 0.0
+    gaussian = model.cfg.likelihood == "gaussian"
+    rec_sum, kl_sum, sse_sum = 0.0, 0.0, 0.0
     kl_dims = torch.zeros(model.cfg.latent_dim)
-    for start in range(0, len(x), batch):
-        xb = torch.from_numpy(x[start : start + batch])
+    n = len(x)
+    for start in range(0, n, batch):
+        xb = torch.from_numpy(to_float(x[start : start + batch]))
         mu, logvar = model.encode(xb)
         eps = torch.randn(mu.shape, generator=gen)
         z = mu + torch.exp(0.5 * logvar) * eps
         logits = model.decode(z)
-        rec_sum += bce_per_image(logits, xb).sum().item()
+        if gaussian:
+            sse_sum += squared_error(logits, xb).double().sum().item()
+        else:
+            rec_sum += bce_per_image(logits, xb).sum().item()
         kd = kl_per_dim(mu, logvar)  # against N(0, I): the per-dimension usage, whatever the prior
         kl_dims += kd.sum(0)
         if model.pseudo_logits is None:
@@ -129,125 +199,343 @@ def evaluate_elbo(model: Autoencoder, x: np.ndarray, batch: int = 500) -> dict[s
         else:  # no closed form against a mixture: the one-sample estimate log q(z | x) - log p(z)
             log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
             kl_sum += (log_qz - model.log_prior(z)).sum().item()
-    n = len(x)
+    out: dict[str, Any] = {}
+    if gaussian:
+        pixels = math.prod(model.cfg.image_shape)
+        log_sigma = optimal_log_sigma(torch.tensor([sse_sum], dtype=torch.float64), pixels * n)
+        rec_sum = float(gaussian_nll(torch.tensor([sse_sum], dtype=torch.float64), pixels * n, log_sigma).item())
+        out["log_sigma"] = float(log_sigma)
+        out["mse"] = sse_sum / (n * pixels)
     return {
         "rec": rec_sum / n,
         "kl": kl_sum / n,
         "elbo": -(rec_sum + kl_sum) / n,
         "kl_per_dim": (kl_dims / n).tolist(),
+        **out,
     }
 
 
-def fit_vae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet: bool = False) -> dict[str, Any]:
-    """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`."""
-    set_seed(tcfg.seed, tcfg.threads)
-    model = Autoencoder(mcfg)
-    if model.pseudo_logits is not None:
-        if tcfg.free_bits > 0:
-            raise SystemExit("error: --free-bits needs the closed-form KL of the Gaussian prior; drop it with vamp")
-        # Pseudo-inputs start as K distinct training images (clipped so their logits are finite).
-        k = len(model.pseudo_logits)
-        if k > len(data.x_train):
-            raise SystemExit(f"error: {k} VampPrior components but only {len(data.x_train)} training images")
-        pick = np.random.default_rng(tcfg.seed).choice(len(data.x_train), size=k, replace=False)
-        start = torch.from_numpy(np.clip(data.x_train[pick], 0.05, 0.95))
-        with torch.no_grad():
-            model.pseudo_logits.copy_(torch.logit(start))
+# ------------------------------------------------------------------------------------------
+# Pieces of the loop
+# ------------------------------------------------------------------------------------------
+
+
+class BatchOrder:
+    """Endless shuffled minibatch indices: a fresh permutation of range(n) from `gen` each time the
+    last one is used up (drawn when the first batch of the next pass is asked for, so a run whose
+    epochs are whole passes draws exactly as the one-permutation-per-epoch loop did). Its state
+    (permutation and position) is part of the resume checkpoint."""
+
+    def __init__(self, n: int, batch: int, gen: torch.Generator) -> None:
+        self.n, self.batch, self.gen = n, batch, gen
+        self.perm = torch.randperm(n, generator=gen)
+        self.pos = 0
+
+    def next(self) -> np.ndarray:
+        if self.pos >= self.n:
+            self.perm = torch.randperm(self.n, generator=self.gen)
+            self.pos = 0
+        idx = self.perm[self.pos : self.pos + self.batch]  # (B,), the last of a pass may be shorter
+        self.pos += len(idx)
+        return idx.numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if len(state["perm"]) != self.n:
+            raise UsageError(
+                f"the resume state was saved for {len(state['perm'])} training images; the data has {self.n}"
+            )
+        self.perm, self.pos = state["perm"].clone(), int(state["pos"])
+
+
+def steps_per_epoch(tcfg: TrainConfig, n_train: int) -> int:
+    """An epoch is `epoch_images` images (validation and best-weight choice after each), or one pass."""
+    return math.ceil((tcfg.epoch_images or n_train) / tcfg.batch_size)
+
+
+def make_optimiser(
+    params: list[torch.nn.Parameter], tcfg: TrainConfig, total_steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """Adam (AdamW with decoupled decay when asked) and the step-wise schedule."""
     if tcfg.weight_decay > 0:  # decoupled decay (Loshchilov & Hutter): shrinks weights, not the gradient scale
-        opt: torch.optim.Optimizer = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+        opt: torch.optim.Optimizer = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
-    steps_per_epoch = math.ceil(len(data.x_train) / tcfg.batch_size)
-    total_steps = tcfg.epochs * steps_per_epoch
+        opt = torch.optim.Adam(params, lr=tcfg.lr)
     sched = None
-    if tcfg.keep not in ("best", "last"):
-        raise SystemExit(f"error: unknown --keep '{tcfg.keep}': use best or last")
     if tcfg.lr_schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total_steps), eta_min=tcfg.lr * 0.02)
-    elif tcfg.lr_schedule != "constant":
-        raise SystemExit(f"error: unknown --lr-schedule '{tcfg.lr_schedule}': use constant or cosine")
+    return opt, sched
 
-    gen = torch.Generator().manual_seed(tcfg.seed)
-    x_train = torch.from_numpy(data.x_train)
-    # Validation targets: grey levels, or one fixed binarisation when training on binary draws.
-    x_val = data.x_val
-    if tcfg.binarize == "dynamic":
-        from vaegen_infer.datasets import binarize
 
-        x_val = binarize(x_val, seed=tcfg.seed + 1)
+class Ema:
+    """Exponential moving average of the weights (Polyak averaging): ema = d * ema + (1 - d) * w."""
 
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"elbo": -math.inf}
-    best_state = copy.deepcopy(model.state_dict())
-    # Exponential moving average of the weights (Polyak averaging): smoother, less overfit weights.
-    ema = copy.deepcopy(model) if tcfg.ema > 0 else None
-    started = time.time()
-    bar = tqdm(range(tcfg.epochs), desc="fit", unit="epoch", disable=quiet, dynamic_ncols=True)
-    step = 0
-    for epoch in bar:
-        model.train()
-        perm = torch.randperm(len(x_train), generator=gen)
-        sums = {"loss": 0.0, "rec": 0.0, "kl": 0.0}
-        beta = tcfg.beta * min(1.0, (epoch + 1) / tcfg.warmup_epochs) if tcfg.warmup_epochs else tcfg.beta
-        for b in range(steps_per_epoch):
-            idx = perm[b * tcfg.batch_size : (b + 1) * tcfg.batch_size]
-            target = training_batch(x_train[idx], tcfg, gen)
-            if tcfg.iw_samples > 1 or model.pseudo_logits is not None:  # k = 1: the ELBO, KL sampled
-                loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta, tcfg.iw_estimator)
-                kl = kd.sum()
-            else:
-                mu, logvar = model.encode(target)
-                logits = model.decode(reparameterize(mu, logvar))
-                rec = bce_per_image(logits, target).mean()
-                kd = kl_per_dim(mu, logvar).mean(0)  # (D,) batch-mean KL per dimension
-                kl = kd.sum()
-                # Free bits: dimensions below the floor carry no penalty, so they stay in use.
-                kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
-                loss = rec + beta * kl_pen
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            if ema is not None:
-                with torch.no_grad():  # shadow weights: ema = d * ema + (1 - d) * current
-                    for e, p in zip(ema.parameters(), model.parameters()):
-                        e.lerp_(p, 1.0 - tcfg.ema)
-            step += 1
-            sums["loss"] += loss.item() * len(idx)
-            sums["rec"] += rec.item() * len(idx)
-            sums["kl"] += kl.item() * len(idx)
-        n = len(x_train)
-        judged = ema if ema is not None else model  # with EMA, the averaged weights are what ships
-        val = evaluate_elbo(judged, x_val)
-        record = {
-            "epoch": epoch + 1,
-            "loss": sums["loss"] / n,
-            "rec": sums["rec"] / n,
-            "kl": sums["kl"] / n,
-            "beta": beta,
-            "val_elbo": val["elbo"],
-            "val_rec": val["rec"],
-            "val_kl": val["kl"],
-        }
-        history.append(record)
-        # Early stopping by selection: keep the weights with the best validation ELBO at full beta.
-        if tcfg.keep == "last" or (beta >= tcfg.beta and val["elbo"] > best["elbo"]):
-            best = {**val, "epoch": epoch + 1}
-            best_state = copy.deepcopy(judged.state_dict())
-        bar.set_postfix(
-            loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
-            val_elbo=f"{val['elbo']:.1f}",
-        )  # fmt: skip
-    model.load_state_dict(best_state)
-    summary = {
-        "best_epoch": best.get("epoch"),
-        "val_elbo": best.get("elbo"),
-        "val_rec": best.get("rec"),
-        "val_kl": best.get("kl"),
-        "seconds": round(time.time() - started, 1),
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.model = copy.deepcopy(model)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - self.decay)
+
+
+class Budget:
+    """Wall-clock budget in minutes (0 = none), counting time already spent before a resume."""
+
+    def __init__(self, minutes: float, spent: float = 0.0) -> None:
+        self.limit = minutes * 60.0
+        self.spent = spent
+        self.started = time.time()
+
+    @property
+    def elapsed(self) -> float:
+        return self.spent + time.time() - self.started
+
+    def exhausted(self) -> bool:
+        return self.limit > 0 and self.elapsed >= self.limit
+
+
+def init_vamp(model: Autoencoder, data: Split, tcfg: TrainConfig) -> None:
+    """VampPrior pseudo-inputs start as K distinct training images (clipped so their logits are finite)."""
+    if model.pseudo_logits is None:
+        return
+    if tcfg.free_bits > 0:
+        raise UsageError("free_bits needs the closed-form KL of the Gaussian prior; set it to 0 with the vamp prior")
+    k = len(model.pseudo_logits)
+    if k > len(data.x_train):
+        raise UsageError(f"{k} VampPrior components but only {len(data.x_train)} training images; ask for fewer")
+    pick = np.random.default_rng(tcfg.seed).choice(len(data.x_train), size=k, replace=False)
+    start = torch.from_numpy(np.clip(to_float(data.x_train[pick]), 0.05, 0.95))  # (K, C, H, W)
+    with torch.no_grad():
+        model.pseudo_logits.copy_(torch.logit(start))
+
+
+def validation_targets(data: Split, tcfg: TrainConfig) -> Any:
+    """Validation images as the loss sees them: as stored, or binarised once with a fixed seed when
+    training on fresh binary draws."""
+    if tcfg.binarize != "dynamic":
+        return data.x_val
+    from vaegen_infer.datasets import binarize
+
+    return binarize(to_float(data.x_val[:]), seed=tcfg.seed + 1)
+
+
+def beta_at(tcfg: TrainConfig, epoch: int) -> float:
+    """KL weight in epoch `epoch` (0-based): linear warm-up from beta / warmup_epochs to beta."""
+    return tcfg.beta * min(1.0, (epoch + 1) / tcfg.warmup_epochs) if tcfg.warmup_epochs else tcfg.beta
+
+
+def is_better(tcfg: TrainConfig, beta: float, val: dict[str, Any], best: dict[str, Any]) -> bool:
+    """Early stopping by selection: the best validation ELBO at full beta (or always, keep=last)."""
+    return tcfg.keep == "last" or (beta >= tcfg.beta and val["elbo"] > best["elbo"])
+
+
+@dataclass
+class ResumeState:
+    """Everything a resumed run needs to continue as if never stopped; saved as RESUME_FILE."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps completed
+    step_in_epoch: int = 0
+    images: int = 0  # training images seen
+    sums: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "rec": 0.0, "kl": 0.0, "images": 0.0})
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best: dict[str, Any] = field(default_factory=lambda: {"elbo": -math.inf})
+    best_state: dict[str, torch.Tensor] | None = None
+    elapsed: float = 0.0
+
+
+def save_resume(
+    out: Path,
+    state: ResumeState,
+    modules: dict[str, Any],
+    gen: torch.Generator,
+    order: BatchOrder,
+    mcfg: ModelConfig,
+    tcfg: TrainConfig,
+) -> Path:
+    """Model, optimiser(s), schedule, EMA, RNG states (torch global, the data generator, numpy's
+    global) and the data order, atomically. `modules` maps names to objects with state_dict()."""
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": RESUME_FORMAT,
+        "model_config": to_dict(mcfg),
+        "train_config": to_dict(tcfg),
+        "modules": {name: m.state_dict() for name, m in modules.items() if m is not None},
+        "torch_rng": torch.get_rng_state(),
+        "gen_rng": gen.get_state(),
+        "numpy_rng": _numpy_state(),
+        "order": order.state_dict(),
+        "loop": {k: v for k, v in state.__dict__.items() if k != "best_state"},
+        "best_state": state.best_state,
     }
-    save_checkpoint(out, model, tcfg, data, history, summary)
+    tmp = out / (RESUME_FILE + ".part")
+    torch.save(payload, tmp)
+    tmp.replace(out / RESUME_FILE)
+    return out / RESUME_FILE
+
+
+def _numpy_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "g": has_gauss, "c": cached}
+
+
+def load_resume(out: Path, modules: dict[str, Any], gen: torch.Generator, order: BatchOrder) -> ResumeState:
+    path = out / RESUME_FILE
+    if not path.is_file():
+        raise UsageError(f"no resume state at {path}: a run writes it every few minutes; start afresh without --resume")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != RESUME_FORMAT:
+        raise BundleError(f"{path} is not a vaegen resume file (format {payload.get('format')!r})")
+    for name, m in modules.items():
+        if m is not None:
+            m.load_state_dict(payload["modules"][name])
+    torch.set_rng_state(payload["torch_rng"])
+    gen.set_state(payload["gen_rng"])
+    s = payload["numpy_rng"]
+    np.random.set_state((s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["g"], s["c"]))
+    order.load_state_dict(payload["order"])
+    return ResumeState(**payload["loop"], best_state=payload["best_state"])
+
+
+def read_resume_configs(out: Path) -> tuple[ModelConfig, TrainConfig]:
+    """The configs a run was started with, from its resume file."""
+    path = out / RESUME_FILE
+    if not path.is_file():
+        raise UsageError(f"no resume state at {path}: nothing to resume")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return ModelConfig.from_dict(payload["model_config"]), TrainConfig.from_dict(payload["train_config"])
+
+
+# ------------------------------------------------------------------------------------------
+# The VAE loop
+# ------------------------------------------------------------------------------------------
+
+
+def fit_vae(
+    mcfg: ModelConfig,
+    tcfg: TrainConfig,
+    data: Split,
+    out: Path,
+    quiet: bool = False,
+    resume: bool = False,
+    stop_at_step: int | None = None,
+) -> dict[str, Any]:
+    """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`.
+
+    A resume checkpoint (`out/resume.pt`) is written every `checkpoint_minutes`, on Ctrl-C and at
+    the end; `resume=True` continues from it. `stop_at_step` simulates an interruption (tests):
+    the loop saves its resume state after that many steps and returns {"stopped_at_step": N}.
+    """
+    set_seed(tcfg.seed, tcfg.threads)
+    model = Autoencoder(mcfg)
+    init_vamp(model, data, tcfg)
+    n_train = len(data.x_train)
+    per_epoch = steps_per_epoch(tcfg, n_train)
+    opt, sched = make_optimiser(list(model.parameters()), tcfg, tcfg.epochs * per_epoch)
+    ema = Ema(model, tcfg.ema) if tcfg.ema > 0 else None
+    gen = torch.Generator().manual_seed(tcfg.seed)
+    order = BatchOrder(n_train, tcfg.batch_size, gen)
+    x_val = validation_targets(data, tcfg)
+    modules = {"model": model, "opt": opt, "sched": sched, "ema": ema.model if ema else None}
+    state = load_resume(out, modules, gen, order) if resume else ResumeState()
+    if state.best_state is None:
+        state.best_state = copy.deepcopy(model.state_dict())
+    budget = Budget(tcfg.max_minutes, state.elapsed)
+    last_save = time.time()
+
+    def save() -> None:
+        state.elapsed = budget.elapsed
+        save_resume(out, state, modules, gen, order, mcfg, tcfg)
+
+    total = tcfg.epochs * per_epoch * tcfg.batch_size
+    bar = tqdm(total=total, initial=min(total, state.step * tcfg.batch_size), desc="fit", unit="img",
+               unit_scale=True, disable=quiet, dynamic_ncols=True)  # fmt: skip
+    stopped_early = False
+    try:
+        while state.epoch < tcfg.epochs and not stopped_early:
+            model.train()
+            beta = beta_at(tcfg, state.epoch)
+            while state.step_in_epoch < per_epoch:
+                idx = order.next()
+                target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
+                loss, rec, kl = vae_step_loss(model, target, tcfg, beta)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                if ema is not None:
+                    ema.update(model)
+                state.step += 1
+                state.step_in_epoch += 1
+                for key, value in (("loss", loss), ("rec", rec), ("kl", kl)):
+                    state.sums[key] += value.item() * len(idx)
+                state.sums["images"] += len(idx)
+                state.images += len(idx)
+                bar.update(len(idx))
+                if stop_at_step is not None and state.step >= stop_at_step:
+                    save()
+                    bar.close()
+                    return {"stopped_at_step": state.step}
+                if tcfg.checkpoint_minutes and time.time() - last_save >= tcfg.checkpoint_minutes * 60:
+                    save()
+                    last_save = time.time()
+                if budget.exhausted():
+                    stopped_early = True
+                    break
+            judged = ema.model if ema is not None else model  # with EMA, the averaged weights are what ships
+            val = evaluate_elbo(judged, x_val)
+            seen = max(1.0, state.sums["images"])
+            record = {
+                "epoch": state.epoch + 1,
+                "step": state.step,
+                "loss": state.sums["loss"] / seen,
+                "rec": state.sums["rec"] / seen,
+                "kl": state.sums["kl"] / seen,
+                "beta": beta,
+                "val_elbo": val["elbo"],
+                "val_rec": val["rec"],
+                "val_kl": val["kl"],
+                **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
+                "seconds": round(budget.elapsed, 1),
+            }
+            if stopped_early:
+                record["partial"] = True  # the budget ran out inside this epoch
+            state.history.append(record)
+            if is_better(tcfg, beta, val, state.best):
+                state.best = {**val, "epoch": state.epoch + 1}
+                state.best_state = copy.deepcopy(judged.state_dict())
+            state.epoch += 1
+            state.step_in_epoch = 0
+            state.sums = {k: 0.0 for k in state.sums}
+            bar.set_postfix(
+                loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
+                val_elbo=f"{val['elbo']:.1f}",
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        save()  # so that --resume continues from here
+        raise
+    bar.close()
+    save()
+    model.load_state_dict(state.best_state)
+    summary = {
+        "best_epoch": state.best.get("epoch"),
+        "val_elbo": state.best.get("elbo"),
+        "val_rec": state.best.get("rec"),
+        "val_kl": state.best.get("kl"),
+        "seconds": round(budget.elapsed, 1),
+        "steps": state.step,
+        "images_seen": state.images,
+        "stopped_by_budget": stopped_early,
+    }
+    if "log_sigma" in state.best:
+        summary["log_sigma"] = state.best["log_sigma"]
+        summary["val_mse"] = state.best["mse"]
+    save_checkpoint(out, model, tcfg, data, state.history, summary)
     return summary
 
 
@@ -287,11 +575,35 @@ def load_checkpoint(run: Path) -> tuple[Autoencoder, dict[str, Any]]:
     """Rebuild the model from its saved config and load the weights (no pickle: weights_only=True)."""
     path = run / CHECKPOINT_FILE if run.is_dir() else run
     if not path.is_file():
-        raise SystemExit(f"error: no checkpoint at {path}: run `python -m train fit ... --out {run}` first")
+        raise UsageError(f"no checkpoint at {path}: run `python -m train fit ... --out {run}` first")
     payload = torch.load(path, map_location="cpu", weights_only=True)
     if payload.get("format") != CHECKPOINT_FORMAT:
-        raise SystemExit(f"error: {path} is not a vaegen checkpoint (format {payload.get('format')!r})")
+        raise BundleError(f"{path} is not a vaegen checkpoint (format {payload.get('format')!r})")
     model = Autoencoder(ModelConfig.from_dict(payload["model_config"]))
     model.load_state_dict(payload["state_dict"])
     model.eval()
     return model, payload
+
+
+def data_options(tcfg: TrainConfig) -> DataOptions:
+    """The loader options a run's config records."""
+    from train.data import DataOptions
+
+    return DataOptions(
+        attributes=Path(tcfg.attributes) if tcfg.attributes else None,
+        val_fraction=tcfg.val_fraction,
+        strict=tcfg.strict,
+        channels=tcfg.channels or None,
+        image_size=tcfg.image_size,
+        crop=tcfg.crop,
+        resize=tcfg.resize,
+        seed=tcfg.data_seed,
+        n_images=tcfg.n_images or None,
+    )
+
+
+def load_data(tcfg: TrainConfig, note: Callable[[str], None] | None = None) -> Split:
+    """The run's data, as its config names them (the exporter re-reads them the same way)."""
+    from train import data as datasets
+
+    return datasets.load(tcfg.data, data_options(tcfg), note)

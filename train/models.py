@@ -9,31 +9,58 @@ import torch
 from torch import nn
 
 from train.config import LEARNED_PRIORS, ModelConfig
+from vaegen_infer.errors import UsageError
 from vaegen_infer.manifest import DETERMINISTIC_LOGVAR, PriorSpec
+from vaegen_infer.priors import _LOG_2PI as LOG_2PI  # one copy of log(2 pi), the runtime's
 from vaegen_infer.priors import GaussianPrior
 
-LOG_2PI = math.log(2 * math.pi)
 DEFAULT_VAMP_COMPONENTS = 500
 
-POSTERIORS = ("gaussian", "deterministic")
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU, "gelu": nn.GELU}
+
+# The conv stack halves H and W per stage until each side is 4 to 7 pixels: 28 -> 14 -> 7 (2 stages),
+# 32 -> 4 (3), 64 -> 4 (4), 128 -> 4 (5). A side m * 2^k with m in 4..7 gets there in k stages.
+FINAL_SIDES = (4, 5, 6, 7)
+
+
+def conv_sizes(limit: int = 256) -> list[int]:
+    """Every side length up to `limit` the conv architecture takes: m * 2^k, m in 4..7, k >= 1."""
+    return sorted({m << k for m in FINAL_SIDES for k in range(1, 12) if m << k <= limit})
+
+
+def _stages_of(side: int) -> int | None:
+    for k in range(1, 12):
+        if side % (1 << k) == 0 and (side >> k) in FINAL_SIDES:
+            return k
+    return None
+
+
+def conv_stages(height: int, width: int) -> int:
+    """How many halving stages an image of this size takes; UsageError listing the sizes otherwise."""
+    kh, kw = _stages_of(height), _stages_of(width)
+    if kh is None or kw is None or kh != kw:
+        sizes = ", ".join(str(s) for s in conv_sizes())
+        raise UsageError(
+            f"the conv architecture cannot take {height}x{width} images: each side must be m * 2^k with m in 4..7 "
+            f"and the same k for both ({sizes}, ...); resize with --image-size or use --arch mlp"
+        )
+    return kh
+
+
+def default_widths(stages: int) -> tuple[int, ...]:
+    """Conv widths for `stages` stages: 32, doubling once halfway (28x28: 32, 64; 64x64: 32, 32, 64, 64)."""
+    return tuple(32 << (2 * i // stages) for i in range(stages))
 
 
 def _act(cfg: ModelConfig) -> nn.Module:
     """The hidden activation, followed by dropout when the config asks for it (a regulariser against
     the decoder memorising a small training set; eval mode, and so the exported graph, skips it)."""
-    if cfg.activation not in _ACTIVATIONS:
-        raise SystemExit(f"error: unknown activation '{cfg.activation}': use one of {', '.join(_ACTIVATIONS)}")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise SystemExit(f"error: dropout must lie in [0, 1), got {cfg.dropout}")
     act = _ACTIVATIONS[cfg.activation]()
     return nn.Sequential(act, nn.Dropout(cfg.dropout)) if cfg.dropout > 0 else act
 
 
 def encoder_width(cfg: ModelConfig) -> int:
     """D for a deterministic encoder (mu only), 2D for a Gaussian one (mu and logvar)."""
-    if cfg.posterior not in POSTERIORS:
-        raise SystemExit(f"error: unknown posterior '{cfg.posterior}': use one of {', '.join(POSTERIORS)}")
     return cfg.latent_dim if cfg.posterior == "deterministic" else 2 * cfg.latent_dim
 
 
@@ -125,11 +152,14 @@ class Autoencoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        if cfg.arch not in ARCHS:
-            raise SystemExit(f"error: unknown architecture '{cfg.arch}': use one of {', '.join(ARCHS)}")
         _, h, w = cfg.image_shape
-        if cfg.arch == "conv" and (h % (1 << len(cfg.channels)) or w % (1 << len(cfg.channels))):
-            raise SystemExit(f"error: image size {h}x{w} must be divisible by 2^{len(cfg.channels)}")
+        if cfg.arch == "conv":
+            stages = conv_stages(h, w)
+            if len(cfg.channels) != stages:
+                raise UsageError(
+                    f"{h}x{w} images take {stages} conv stages ({h} -> {h >> stages}), so channels (--widths) needs "
+                    f"{stages} widths, e.g. {','.join(map(str, default_widths(stages)))}; got {len(cfg.channels)}"
+                )
         self.cfg = cfg
         enc, dec = ARCHS[cfg.arch]
         self.encoder = enc(cfg)
@@ -158,8 +188,12 @@ class Autoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
-        z = reparameterize(mu, logvar)
+        z = self.code(mu, logvar)
         return self.decode(z), mu, logvar
+
+    def code(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """A draw of z from the posterior, (N, D): mu itself when the posterior is deterministic."""
+        return mu if self.cfg.posterior == "deterministic" else reparameterize(mu, logvar)
 
     @property
     def has_learned_prior(self) -> bool:
@@ -202,11 +236,10 @@ class Autoencoder(nn.Module):
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         """log p(z) in nats, (..., D) -> (...): N(0, I), or the VampPrior's equal-weight mixture."""
         if not self.has_learned_prior:
-            return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+            return log_normal(z, torch.zeros_like(z), torch.zeros_like(z))
         mu_k, logvar_k = self.prior_components()  # (K, D)
         # (..., 1, D) against (K, D) -> (..., K): log N(z | mu_k, diag exp(logvar_k))
-        diff = z.unsqueeze(-2) - mu_k
-        log_comp = -0.5 * (LOG_2PI + logvar_k + diff.pow(2) * torch.exp(-logvar_k)).sum(-1)
+        log_comp = log_normal(z.unsqueeze(-2), mu_k, logvar_k)
         return torch.logsumexp(log_comp, -1) - math.log(len(mu_k))
 
     @torch.no_grad()
@@ -220,6 +253,11 @@ class Autoencoder(nn.Module):
             "gaussian-mixture",
             {"weights": [1.0 / k] * k, "means": mu_k.double().tolist(), "logvars": logvar_k.double().tolist()},
         )
+
+
+def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the last axis, (..., D) -> (...), in nats."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,14 @@ FORMAT = "vaegen-bundle"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "model.json"
 KINDS = ("vae", "aae")
-LIKELIHOODS = ("bernoulli",)
+LIKELIHOODS = ("bernoulli", "gaussian")
+# What the pixel values are: "binary" data (binarised MNIST) is scored in nats per image,
+# "8bit" data (photos) in bits per dimension with the likelihood discretised to 256 levels.
+DATA_KINDS = ("binary", "8bit")
+# Resampling filters of the preprocessing; "auto" is area-averaging (box) when shrinking and
+# bicubic when enlarging, the behaviour of bundles that predate `image.preprocess`.
+RESIZE_FILTERS = ("auto", "box", "bilinear", "bicubic", "lanczos", "nearest")
+ATTRIBUTE_KINDS = ("direction", "binary", "continuous")
 
 # Tensor names of the two graphs. A leading None in a shape is the dynamic batch axis.
 ENCODER_INPUT = "x"
@@ -115,27 +122,79 @@ def _show(v: Any) -> str:
 
 
 @dataclass(frozen=True)
+class PreprocessSpec:
+    """How a user's image file becomes the encoder's input, applied after channel conversion:
+    an optional centre crop to a `crop` x `crop` square (source pixels), then a resize to the
+    model's size with the named filter. The defaults are what bundles without the field meant."""
+
+    crop: int | None = None
+    resize: str = "auto"
+
+    @property
+    def is_default(self) -> bool:
+        return self.crop is None and self.resize == "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"crop": self.crop, "resize": self.resize}
+
+    @classmethod
+    def from_fields(cls, f: _Fields) -> PreprocessSpec:
+        crop = f.int("crop") if f.has("crop") else None
+        resize = f.str("resize", RESIZE_FILTERS) if f.has("resize") else "auto"
+        return cls(crop, resize)
+
+
+@dataclass(frozen=True)
 class ImageSpec:
-    """What the graphs take and give: (channels, height, width) float32 in `value_range`."""
+    """What the graphs take and give: (channels, height, width) float32 in `value_range`.
+
+    `likelihood` says what the decoder's output means: Bernoulli means, or the means of a
+    Gaussian with one shared standard deviation `exp(likelihood_params["log_sigma"])` in pixel
+    units (sigma-VAE). `data` says how scores are reported (see DATA_KINDS)."""
 
     channels: int
     height: int
     width: int
     value_range: tuple[float, float] = (0.0, 1.0)
     likelihood: str = "bernoulli"
+    likelihood_params: dict[str, float] = field(default_factory=dict)
+    data: str | None = None  # None: "binary" for bernoulli, "8bit" for gaussian
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
 
+    @property
+    def data_kind(self) -> str:
+        if self.data is not None:
+            return self.data
+        return "binary" if self.likelihood == "bernoulli" else "8bit"
+
+    @property
+    def log_sigma(self) -> float:
+        """The Gaussian decoder's shared log standard deviation (gaussian likelihood only)."""
+        if self.likelihood != "gaussian":
+            raise BundleError(f"a {self.likelihood} likelihood has no log_sigma")
+        return float(self.likelihood_params["log_sigma"])
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "channels": self.channels,
             "height": self.height,
             "width": self.width,
             "range": list(self.value_range),
             "likelihood": self.likelihood,
         }
+        # Optional fields are written only when they say something, so that manifests made before
+        # they existed round-trip unchanged.
+        if self.likelihood_params:
+            out["likelihood_params"] = dict(self.likelihood_params)
+        if self.data is not None:
+            out["data"] = self.data
+        if not self.preprocess.is_default:
+            out["preprocess"] = self.preprocess.to_dict()
+        return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> ImageSpec:
@@ -145,7 +204,20 @@ class ImageSpec:
         lo, hi = f.number_list("range", length=2)
         if not lo < hi:
             raise f.fail("range", "[low, high] with low < high", [lo, hi])
-        return cls(channels, f.int("height"), f.int("width"), (lo, hi), f.str("likelihood", LIKELIHOODS))
+        likelihood = f.str("likelihood", LIKELIHOODS)
+        params: dict[str, float] = {}
+        if f.has("likelihood_params"):
+            pf = f.sub("likelihood_params")
+            for key, value in pf.obj.items():
+                if not _is_finite_number(value):
+                    raise pf.fail(key, "a finite number", value)
+                params[key] = float(value)
+        if likelihood == "gaussian" and "log_sigma" not in params:
+            raise BundleError(f"{f.source}: missing key 'image.likelihood_params.log_sigma' (a gaussian likelihood's "
+                              "shared log standard deviation)")  # fmt: skip
+        data = f.str("data", DATA_KINDS) if f.has("data") else None
+        preprocess = PreprocessSpec.from_fields(f.sub("preprocess")) if f.has("preprocess") else PreprocessSpec()
+        return cls(channels, f.int("height"), f.int("width"), (lo, hi), likelihood, params, data, preprocess)
 
 
 @dataclass(frozen=True)
@@ -198,18 +270,29 @@ class PriorSpec:
 
 @dataclass(frozen=True)
 class Attribute:
-    """A named latent direction `v` (D,): shifting a code by `amount * v` adds the attribute."""
+    """A named latent direction `v` (D,): shifting a code by `amount * v` adds the attribute.
+
+    `kind` says how `v` was made: "direction" (given, or from two image sets), "binary"
+    (mean(z | attribute) - mean(z | not attribute)) or "continuous" (regression: amount 1 is one
+    standard deviation of the attribute); `amount` says in words what amount 1 means."""
 
     vector: np.ndarray
     description: str = ""
     source: str = "builtin"
+    kind: str = "direction"
+    amount: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "vector": [round(float(v), 7) for v in self.vector],
             "description": self.description,
             "source": self.source,
         }
+        if self.kind != "direction":
+            out["kind"] = self.kind
+        if self.amount:
+            out["amount"] = self.amount
+        return out
 
 
 @dataclass
@@ -228,6 +311,9 @@ class Manifest:
     conditional: bool = False
     attributes: dict[str, Attribute] = field(default_factory=dict)
     latent_stats: dict[str, Any] = field(default_factory=dict)
+    # Ground-truth factors (dSprites-like data): per latent dimension, the factor it shares most
+    # information with ("-" for none) and that mutual information, {"per_dim": [...], "factors": [...]}.
+    latent_factors: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
@@ -250,6 +336,7 @@ class Manifest:
             "graphs": {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict()},
             "attributes": {k: a.to_dict() for k, a in self.attributes.items()},
             "latent_stats": self.latent_stats,
+            **({"latent_factors": self.latent_factors} if self.latent_factors else {}),
             "metrics": self.metrics,
             "training": self.training,
             "producer": self.producer,
@@ -300,11 +387,17 @@ class Manifest:
             vec = np.asarray(one.number_list("vector", length=dim), dtype=np.float32)
             desc = one.obj.get("description", "")
             src = one.obj.get("source", "builtin")
-            attributes[key] = Attribute(vec, desc if isinstance(desc, str) else "", str(src))
+            attr_kind = one.str("kind", ATTRIBUTE_KINDS) if one.has("kind") else "direction"
+            amount = one.obj.get("amount", "")
+            amount = amount if isinstance(amount, str) else ""
+            attributes[key] = Attribute(vec, desc if isinstance(desc, str) else "", str(src), attr_kind, amount)
 
         latent_stats = f.dict("latent_stats")
         if "kl_per_dim" in latent_stats:
             _Fields(latent_stats, "latent_stats", source).number_list("kl_per_dim", length=dim)
+        latent_factors = f.dict("latent_factors")
+        if latent_factors:
+            _check_latent_factors(_Fields(latent_factors, "latent_factors", source), dim)
 
         return cls(
             name=name,
@@ -319,10 +412,22 @@ class Manifest:
             conditional=conditional,
             attributes=attributes,
             latent_stats=latent_stats,
+            latent_factors=latent_factors,
             metrics=f.dict("metrics"),
             training=f.dict("training"),
             producer=f.dict("producer"),
         )
+
+
+def _check_latent_factors(f: _Fields, dim: int) -> None:
+    per_dim = f.raw("per_dim", "a list with one entry per latent dimension")
+    if not isinstance(per_dim, list) or len(per_dim) != dim:
+        raise f.fail("per_dim", f"a list of {dim} entries (one per latent dimension)", per_dim)
+    for i, entry in enumerate(per_dim):
+        one = _Fields(entry, f"{f.where}.per_dim.{i}", f.source)
+        one.str("factor")
+        if not _is_finite_number(one.raw("mi", "a number")):
+            raise one.fail("mi", "a finite number", one.obj["mi"])
 
 
 def graph_specs(image: ImageSpec, latent_dim: int, hashes: dict[str, str]) -> tuple[GraphSpec, GraphSpec]:
