@@ -29,10 +29,10 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import vaegen_infer as vi  # noqa: E402
+from vaegen_infer import grids  # noqa: E402
 from vaegen_infer.errors import UsageError  # noqa: E402
 from vaegen_infer.images import load_image, to_uint8  # noqa: E402
 from vaegen_infer.serve import Settings, create_app  # noqa: E402
-from vaegen_infer.serve.render import grids  # noqa: E402
 
 from .conftest import ROOT  # noqa: E402
 
@@ -169,13 +169,17 @@ def test_sample_same_seed_same_images_as_the_library(client: TestClient, models:
 
 def test_sample_png_is_byte_identical_to_the_library_grid(client: TestClient, models: dict[str, vi.Model]) -> None:
     r = client.post("/v1/models/mnist-vae/sample", json={"n": 16, "seed": 3})  # PNG is the default
-    assert r.content == grids.sample_grid(models["mnist-vae"], 16, 3).png(2)
+    assert r.content == grids.sample_grid(models["mnist-vae"], 16, 3).png()
     assert png(r).size == (2 + 4 * 58, 2 + 4 * 58)
     r = client.post("/v1/models/mnist-aae/sample", json={"per_label": 3, "seed": 1, "scale": 1})
     assert r.content == grids.per_label_grid(models["mnist-aae"], 3, 1).png(1)
+    np.testing.assert_array_equal(
+        npy(client.post("/v1/models/mnist-aae/sample", json={"per_label": 2, "seed": 9, "format": "npy"})),
+        models["mnist-aae"].sample_per_label(2, 9),
+    )
 
 
-def test_sample_png_matches_the_cli(client: TestClient, tmp_path: Path) -> None:
+def test_sample_png_is_byte_identical_to_the_cli(client: TestClient, tmp_path: Path) -> None:
     from vaegen_infer.cli import main
 
     out = tmp_path / "s.png"
@@ -183,8 +187,7 @@ def test_sample_png_matches_the_cli(client: TestClient, tmp_path: Path) -> None:
         main(["sample", "--n", "9", "--seed", "7", "-o", str(out), "--model", "mnist-vae"])
     assert done.value.code == 0
     r = client.post("/v1/models/mnist-vae/sample", json={"n": 9, "seed": 7})
-    a, b = np.asarray(png(r)), np.asarray(Image.open(out))
-    np.testing.assert_array_equal(a, b)
+    assert r.content == out.read_bytes()  # the same file, byte for byte
 
 
 def test_decode_encode_reconstruct(client: TestClient, models: dict[str, vi.Model]) -> None:
@@ -193,7 +196,7 @@ def test_decode_encode_reconstruct(client: TestClient, models: dict[str, vi.Mode
     x = npy(client.post("/v1/models/mnist-vae/decode", json={"z": z.tolist(), "format": "npy"}))
     np.testing.assert_array_equal(x, g.decode(z))
     r = client.post("/v1/models/mnist-vae/decode", json={"z": z.tolist()})
-    assert r.content == grids.decode_grid(g, z).png(2)
+    assert r.content == grids.decode_grid(g, z).png()
     # encode: multipart uploads and base64 JSON give the library's codes for the same files
     files = [("files", (f"digit-{k}.png", digit(k), "image/png")) for k in (1, 4)]
     doc = client.post("/v1/models/mnist-vae/encode", files=files).json()
@@ -207,7 +210,7 @@ def test_decode_encode_reconstruct(client: TestClient, models: dict[str, vi.Mode
     rec = npy(client.post("/v1/models/mnist-vae/reconstruct", files=files, data={"format": "npy"}))
     np.testing.assert_allclose(rec, g.reconstruct(np.stack([lib_image(g, 1), lib_image(g, 4)])), atol=1e-6)
     r = client.post("/v1/models/mnist-vae/reconstruct", files=files)
-    assert r.content == grids.reconstruct_grid(g, np.stack([lib_image(g, 1), lib_image(g, 4)])).png(2)
+    assert r.content == grids.reconstruct_grid(g, np.stack([lib_image(g, 1), lib_image(g, 4)])).png()
 
 
 def test_interpolate_shift_traverse_manifold(client: TestClient, models: dict[str, vi.Model]) -> None:
@@ -221,7 +224,7 @@ def test_interpolate_shift_traverse_manifold(client: TestClient, models: dict[st
                            json={"anchors": [za.tolist(), zb.tolist()], "steps": 4, "method": "lerp", "format": "npy"}))
     np.testing.assert_allclose(lerp, g.interpolate(za, zb, steps=4, method="lerp"), atol=1e-6)
     r = client.post("/v1/models/mnist-vae/interpolate", json={"anchors": [za.tolist(), zb.tolist()], "steps": 5})
-    assert r.content == grids.interpolate_grid(g, [za, zb], steps=5, names=["z0", "z1"]).png(2)
+    assert r.content == grids.interpolate_grid(g, [za, zb], steps=5, names=["z0", "z1"]).png()
 
     sh = npy(client.post("/v1/models/mnist-vae/shift", files=files[:1],
                          data={"attribute": "thickness", "amounts": "-1,0,2", "format": "npy"}))
@@ -231,20 +234,35 @@ def test_interpolate_shift_traverse_manifold(client: TestClient, models: dict[st
     tr = npy(client.post("/v1/models/mnist-vae/traverse", json=body))
     np.testing.assert_allclose(tr, g.traverse(None, dims=[0, 3], span=2.0, steps=3), atol=1e-6)
     r = client.post("/v1/models/mnist-vae/traverse", files=files[:1], data={"steps": "5"})
-    assert r.content == grids.traverse_grid(g, a, steps=5).png(2)
+    assert r.content == grids.traverse_grid(g, a, steps=5).png()
 
     g2 = models["mnist-vae-2d"]
     mf = npy(client.post("/v1/models/mnist-vae-2d/manifold", json={"n": 5, "format": "npy"}))
     np.testing.assert_allclose(mf, g2.manifold(5), atol=1e-6)
-    r = client.post("/v1/models/mnist-vae-2d/manifold", json={"n": 6, "scale": 1})
-    assert r.content == grids.manifold_grid(g2, 6).png(1)
+    r = client.post("/v1/models/mnist-vae-2d/manifold", json={"n": 6})
+    assert r.content == grids.manifold_grid(g2, 6).png()  # tiles touching, natural size, as the CLI
+    r = client.post("/v1/models/mnist-vae-2d/manifold", json={"n": 6, "scale": 3})
+    assert r.content == grids.manifold_grid(g2, 6).png(3)
+
+
+def test_score_equals_the_library(client: TestClient, models: dict[str, vi.Model]) -> None:
+    g = models["mnist-vae"]
+    files = [("files", (f"digit-{k}.png", digit(k), "image/png")) for k in (2, 5)]
+    doc = client.post("/v1/models/mnist-vae/score", files=files, data={"k": "20"}).json()
+    want = g.score(np.stack([lib_image(g, 2), lib_image(g, 5)]), 20, seed=0)
+    np.testing.assert_allclose(doc["scores"], want, rtol=1e-5)
+    assert doc["shape"] == [2]
+    problem(client.post("/v1/models/mnist-aae-swissroll/score", files=files), 404)  # not served here
 
 
 def test_latent_map_png_and_json(client: TestClient, models: dict[str, vi.Model]) -> None:
     g2 = models["mnist-vae-2d"]
     files = [("files", (f"digit-{k}.png", digit(k), "image/png")) for k in (0, 1, 2)]
-    img = png(client.post("/v1/models/mnist-vae-2d/latent-map", files=files, data={"labels": "0,1,2"}))
+    r = client.post("/v1/models/mnist-vae-2d/latent-map", files=files, data={"labels": "0,1,2"})
+    img = png(r)
     assert img.mode == "RGB" and img.width > 600
+    x = np.stack([lib_image(g2, k) for k in (0, 1, 2)])
+    assert np.array_equal(np.asarray(img), np.asarray(grids.latent_map(g2, x, np.array([0, 1, 2]))))
     doc = client.post("/v1/models/mnist-vae-2d/latent-map", files=files, data={"format": "json"}).json()
     want, _ = g2.encode(np.stack([lib_image(g2, k) for k in (0, 1, 2)]))
     np.testing.assert_allclose(doc["codes"], want, atol=1e-6)
@@ -297,7 +315,7 @@ def test_format_field_wins_over_accept(client: TestClient) -> None:
         ("interpolate", {"json": {"anchors": [[0.0] * 32, [1.0] * 32], "method": "cubic"}}, 422, "method"),
         ("shift", {"json": {"attribute": "smile", "images": [[[[0.0] * 28] * 28]]}}, 400, "unknown attribute"),
         ("shift", {"json": {"images": [[[[0.0] * 28] * 28]]}}, 422, "attribute"),
-        ("traverse", {"json": {"dims": [99]}}, 400, "dimensions"),
+        ("traverse", {"json": {"dims": [99]}}, 400, "0-31"),
         ("traverse", {"json": {"span": -1}}, 422, "span"),
         ("manifold", {"json": {"n": 1000}}, 422, "n"),
         ("nonsense", {"json": {}}, 404, "Not Found"),

@@ -198,8 +198,6 @@ def create_app(models: Mapping[str, Model], settings: Settings) -> FastAPI:
         return summary(model, full=True)
 
     for op in OPERATIONS.values():
-        if op.name == "score" and not hasattr(Model, "score"):
-            continue  # the library of this version has no score(); the route appears with it
         app.add_api_route(
             f"/v1/models/{{name}}/{op.name}",
             _endpoint(state, op),
@@ -285,7 +283,7 @@ def summary(model: Model, full: bool = False) -> dict[str, Any]:
             out["factor_per_dim"] = [(d.get("factor") if isinstance(d, dict) else getattr(d, "factor", None))
                                      for d in per_dim]  # fmt: skip
     out["metrics"] = m.metrics
-    out["operations"] = [op for op in OPERATIONS if op != "score" or hasattr(Model, "score")]
+    out["operations"] = list(OPERATIONS)
     return out
 
 
@@ -384,7 +382,7 @@ async def run_sample(state: _State, s: Served, b: SampleBody, _u: list[Upload], 
         _check_n(b.per_label * max(1, len(labels)), state.settings, "per_label x labels")
         if fmt == "png":
             return await _png(state, lambda: grids.per_label_grid(g, b.per_label, seed).png(b.scale), headers)
-        x = await _thread(state, lambda: _per_label(g, b.per_label, seed))  # (L, per_label, C, H, W)
+        x = await _thread(state, lambda: g.sample_per_label(b.per_label, seed))  # (L, per_label, C, H, W)
         return array_response(fmt, "images", x, {"labels": labels, "seed": seed}, headers)
     _check_n(b.n, state.settings)
     if fmt == "png":
@@ -393,14 +391,6 @@ async def run_sample(state: _State, s: Served, b: SampleBody, _u: list[Upload], 
     z = s.model.sample_latents(b.n, seed, b.label)  # (n, D)
     x = await asyncio.wrap_future(s.batched.decoder.submit(z))  # (n, C, H, W)
     return array_response(fmt, "images", x, {"z": z.tolist(), "seed": seed}, headers)
-
-
-def _per_label(g: BatchedModel, per_label: int, seed: int) -> np.ndarray:
-    if hasattr(Model, "sample_per_label"):
-        return g.sample_per_label(per_label, seed)
-    names = list(g.manifest.labels or [])
-    g.label_index(names[0] if names else 0)  # refuses unconditional models with the library's message
-    return np.stack([g.sample(per_label, seed=seed + i, label=name) for i, name in enumerate(names)])
 
 
 async def run_decode(state: _State, s: Served, b: DecodeBody, _u: list[Upload], fmt: str) -> Response:
@@ -531,11 +521,7 @@ async def run_latent_map(state: _State, s: Served, b: LatentMapBody, uploads: li
     g = s.batched
     st = state.settings
     m = s.model
-    if m.latent_dim < 2:
-        raise Problem(400, "a latent map needs at least 2 latent dimensions")
-    dims = (0, 1) if b.dims is None and m.latent_dim == 2 else tuple(b.dims or m.dims_by_importance()[:2])
-    if any(not 0 <= d < m.latent_dim for d in dims) or dims[0] == dims[1]:
-        raise Problem(400, f"dims must be two different dimensions in 0-{m.latent_dim - 1}, got {list(dims)}")
+    dims = m.latent_pair(b.dims)  # the library's choice and checks (the two most used by default)
 
     def work() -> Any:
         x = None
@@ -581,7 +567,7 @@ async def run_score(state: _State, s: Served, b: ScoreBody, uploads: list[Upload
 
     def work() -> Any:
         x = decode_images(s.model, b.images or [], uploads, st, b.strict, b.invert)
-        return np.asarray(g.score(x, b.k))
+        return np.asarray(g.score(x, b.k, seed=b.seed))
 
     out = await _thread(state, work)
     return array_response(fmt, "scores", out)

@@ -33,7 +33,7 @@ class BatchedModel:
     def __getattr__(self, name: str) -> Any:
         # Public library methods run with this object as `self` (so their graph calls are batched);
         # properties, data and private helpers come from the model itself.
-        attr = getattr(type(self.model), name, None)
+        attr = inspect.getattr_static(type(self.model), name, None)  # staticmethod objects stay wrapped
         if not name.startswith("_") and inspect.isfunction(attr):
             return types.MethodType(attr, self)
         return getattr(self.model, name)
@@ -48,7 +48,7 @@ class BatchedModel:
 
     def encode(self, images: np.ndarray, chunk: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Images (N, C, H, W) in the model's value range -> (mu, logvar), (N, D) each."""
-        x = images_of(images, self.model.image_shape, self.model.manifest.image.value_range)
+        x = self.model.check_images(images)
         mu, logvar = self.encoder.submit(x).result()
         return mu, logvar
 
@@ -69,24 +69,3 @@ def latents_of(z: Any, dim: int) -> np.ndarray:
     if not np.isfinite(a).all():
         raise InputError("latent codes contain NaN or infinity")
     return a
-
-
-def images_of(images: Any, shape: tuple[int, int, int], value_range: tuple[float, float]) -> np.ndarray:
-    """The same check for images: (N, C, H, W) or (C, H, W) finite, within the value range."""
-    x = np.asarray(images)
-    if x.dtype == object or not np.issubdtype(x.dtype, np.number):
-        raise InputError(f"images must be numbers, got dtype {x.dtype}")
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise InputError(f"images must have shape (N, {', '.join(map(str, shape))}), got {x.shape}")
-    if x.shape[0] == 0:
-        raise InputError("no images given (N = 0)")
-    x = np.ascontiguousarray(x, dtype=_F32)
-    lo, hi = value_range
-    x_min, x_max = x.min(), x.max()
-    if not (np.isfinite(x_min) and np.isfinite(x_max)):
-        raise InputError("images contain NaN or infinity")
-    if x_min < lo - 1e-6 or x_max > hi + 1e-6:
-        raise InputError(f"image values must lie in [{lo:g}, {hi:g}], got [{x_min:g}, {x_max:g}]")
-    return x

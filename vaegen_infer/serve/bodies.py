@@ -28,13 +28,13 @@ class SampleBody(_Body):
     label: int | str | None = Field(None, description="Class to draw from (label-conditioned models).")
     per_label: int | None = Field(None, ge=1, le=64, description="A row of this many per label (PNG).")
     cols: int | None = Field(None, ge=1, le=1000)
-    scale: int = Field(2, ge=1, le=16)
+    scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 
 
 class DecodeBody(_Body):
     z: list[list[float]] = Field(description="Latent codes, a list of rows of latent_dim numbers.")
     cols: int | None = Field(None, ge=1, le=1000)
-    scale: int = Field(2, ge=1, le=16)
+    scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 
 
 class _ImagesBody(_Body):
@@ -51,7 +51,7 @@ class ReconstructBody(_ImagesBody):
     sample: bool = False
     seed: int | None = Field(None, ge=0, lt=2**63)
     cols: int = Field(10, ge=1, le=1000)
-    scale: int = Field(2, ge=1, le=16)
+    scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 
 
 class InterpolateBody(_ImagesBody):
@@ -60,13 +60,13 @@ class InterpolateBody(_ImagesBody):
     )
     steps: int = Field(10, ge=2)
     method: Literal["slerp", "lerp"] = "slerp"
-    scale: int = Field(2, ge=1, le=16)
+    scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 
 
 class ShiftBody(_ImagesBody):
     attribute: str
     amounts: list[float] = Field(default_factory=lambda: [-2.0, -1.0, 0.0, 1.0, 2.0])
-    scale: int = Field(2, ge=1, le=16)
+    scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 
 
 class TraverseBody(_ImagesBody):
@@ -74,13 +74,13 @@ class TraverseBody(_ImagesBody):
     dims: list[int] | None = Field(None, description="Dimensions to vary; default: the 8 most used.")
     span: float = Field(3.0, gt=0, le=100)
     steps: int = Field(9, ge=2)
-    scale: int = Field(2, ge=1, le=16)
+    scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 
 
 class ManifoldBody(_Body):
     n: int = Field(20, ge=2, le=100)
     dims: list[int] | None = Field(None, min_length=2, max_length=2)
-    scale: int = Field(2, ge=1, le=16)
+    scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 
 
 class LatentMapBody(_ImagesBody):
@@ -90,6 +90,7 @@ class LatentMapBody(_ImagesBody):
 
 class ScoreBody(_ImagesBody):
     k: int = Field(100, ge=1, le=5000, description="Importance samples per image.")
+    seed: int | None = Field(0, ge=0, lt=2**63)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,6 @@ OPERATIONS = {
         Operation("traverse", TraverseBody, ("png", "npy", "json"), "Vary one latent dimension at a time."),
         Operation("manifold", ManifoldBody, ("png", "npy", "json"), "Decode a grid over two latent dimensions."),
         Operation("latent-map", LatentMapBody, ("png", "json"), "The prior's density and posted images' codes."),
-        Operation("score", ScoreBody, ("json", "npy"), "Importance-sampled log-likelihood per image."),
+        Operation("score", ScoreBody, ("json", "npy"), "Importance-weighted log-likelihood bound per image."),
     )
 }

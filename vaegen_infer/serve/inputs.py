@@ -1,5 +1,5 @@
 """From an HTTP request to the library's arguments: JSON or multipart fields, uploads, the
-response format, and images decoded by the library's `load_image` under the server's limits."""
+response format, and images loaded by the library under the server's limits."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import binascii
 import contextlib
 import io
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..images import load_image
+from ..errors import InputError
 from ..model import Model
 from .bodies import MEDIA, Operation
 from .problems import Problem
@@ -150,20 +152,10 @@ def validate(op: Operation, fields: dict[str, Any]) -> Any:
         raise Problem(422, f"{first['field']}: {first['message']}{more}", errors=errors) from None
 
 
-class _Named(io.BytesIO):
-    """Image bytes that `load_image` can open and name in its messages."""
-
-    def __init__(self, upload: Upload) -> None:
-        super().__init__(upload.data)
-        self.name = upload.name
-
-    def __str__(self) -> str:
-        return self.name
-
-
 def decode_images(model: Model, items: list[Any], uploads: list[Upload], settings: Settings,
                   strict: bool, invert: bool) -> np.ndarray:  # fmt: skip
-    """JSON image fields and uploads -> (N, C, H, W) float32, each through the library's load_image."""
+    """JSON image fields and uploads -> (N, C, H, W) float32: numbers are taken as they are, files
+    go through the library's `Model.load_images` (the CLI's conversion, the bundle's preprocessing)."""
     out: list[np.ndarray] = []
     files = [*(_upload_of(item, i) for i, item in enumerate(items) if isinstance(item, str)), *uploads]
     arrays = [item for item in items if not isinstance(item, str)]
@@ -174,12 +166,32 @@ def decode_images(model: Model, items: list[Any], uploads: list[Upload], setting
         if x is None or x.shape != model.image_shape:
             raise Problem(400, f"an image given as numbers must have shape {list(model.image_shape)}")
         out.append(x)
-    for up in files:
-        _check_pixels(up, settings.max_image_pixels)
-        out.append(load_image(_Named(up), model.image_shape, strict=strict, invert=invert))  # type: ignore[arg-type]
+    if files:
+        for up in files:
+            _check_pixels(up, settings.max_image_pixels)
+        out.extend(_load_files(model, files, strict, invert))
     if not out:
         raise Problem(400, "no images given: post them as `files` (multipart) or in the JSON field `images`")
     return np.stack(out)
+
+
+def _load_files(model: Model, files: list[Upload], strict: bool, invert: bool) -> np.ndarray:
+    """Uploads -> images, through files in a private temporary directory named by position only
+    (an upload's own name never becomes a path)."""
+    with tempfile.TemporaryDirectory(prefix="vaegen-upload-") as tmp:
+        paths = []
+        for i, up in enumerate(files):
+            path = Path(tmp) / f"{i:05d}"
+            path.write_bytes(up.data)
+            paths.append(path)
+        try:
+            x, _ = model.load_images([str(p) for p in paths], strict=strict, invert=invert)
+        except InputError as exc:  # name the upload, not the temporary file
+            message = str(exc)
+            for path, up in zip(paths, files):
+                message = message.replace(str(path), up.name)
+            raise InputError(message) from None
+    return x
 
 
 def _numeric(a: Any) -> bool:
