@@ -122,6 +122,25 @@ def test_models_list_and_summary(client: TestClient, models: dict[str, vi.Model]
     assert client.get("/v1/models/mnist-aae").json()["conditional"] is True
 
 
+def test_summary_names_the_factor_of_each_dimension(bundle_copy: Path) -> None:
+    manifest = json.loads((bundle_copy / "model.json").read_text())
+    dim = manifest["latent_dim"]
+    per_dim = [{"factor": "scale" if d == 3 else "-", "mi": 0.5 if d == 3 else 0.0} for d in range(dim)]
+    manifest["latent_factors"] = {"per_dim": per_dim, "factors": ["scale"], "protocol": {}}
+    (bundle_copy / "model.json").write_text(json.dumps(manifest))
+    g = vi.load(bundle_copy, providers="cpu")
+    with TestClient(create_app({"mine": g}, Settings())) as c:
+        doc = c.get("/v1/models/mine").json()
+    assert doc["factor_per_dim"][3] == "scale" and doc["factor_per_dim"][0] == "-"
+
+
+def test_serve_without_the_extra_names_it() -> None:
+    code = "import sys; sys.modules['fastapi'] = None; from vaegen_infer.cli import main; main(['serve'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and "pip install 'vaegen-infer[serve]'" in r.stderr, r.stderr
+
+
 def test_model_names_are_looked_up_never_used_as_paths(client: TestClient) -> None:
     for name in ("..%2F..%2Fetc", "exported%2Fmnist-vae", "mnist-vae%00", "%2E%2E"):
         r = client.post(f"/v1/models/{name}/sample", json={"n": 1})

@@ -867,6 +867,8 @@ def serve(
     loaded = {}
     for ref in names:
         g = _load(ref, providers, threads)
+        if g.name in loaded:
+            raise typer.BadParameter(f"two bundles are named '{g.name}'; serve one of them", param_hint="--model")
         loaded[g.name] = g
     typer.echo(f"serving {', '.join(loaded)} on http://{host}:{port}/ (API docs at /docs)", err=True)
     run(loaded, settings, log_level)

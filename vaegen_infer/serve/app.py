@@ -276,12 +276,9 @@ def summary(model: Model, full: bool = False) -> dict[str, Any]:
         }
         for key, a in m.attributes.items()
     }
-    factors = getattr(m, "latent_factors", None)
-    if factors:
-        per_dim = factors.get("per_dim") if isinstance(factors, dict) else getattr(factors, "per_dim", None)
-        if per_dim:
-            out["factor_per_dim"] = [(d.get("factor") if isinstance(d, dict) else getattr(d, "factor", None))
-                                     for d in per_dim]  # fmt: skip
+    per_dim = (m.latent_factors or {}).get("per_dim")
+    if per_dim:  # the ground-truth factor each dimension captures ("-": none), for slider labels
+        out["factor_per_dim"] = [entry.get("factor") for entry in per_dim]
     out["metrics"] = m.metrics
     out["operations"] = list(OPERATIONS)
     return out
