@@ -189,6 +189,12 @@ def test_drop_an_image_and_the_latent_map(page: Any, models: dict[str, vi.Model]
     np.testing.assert_array_equal(pixels(page, "#current"), as_shown(g.reconstruct(x[None]))[0])
     page.screenshot(path=str(shots / "5-dropped.png"), full_page=True)
 
+    # two samples of the 2-D model: their path, and their dots on the map
+    page.click("#samples canvas[data-index='0']")
+    page.click("#samples canvas[data-index='9']")
+    page.wait_for_function("document.querySelectorAll('#path canvas').length === 10")
+    settle(page)
+
     # click on the map: the page decodes the point under the mouse
     box = page.locator("#map").bounding_box()
     page.mouse.click(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.3)
