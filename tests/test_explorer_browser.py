@@ -227,3 +227,16 @@ def test_conditional_model_gets_a_label_picker(page: Any, models: dict[str, vi.M
     page.wait_for_function("window.explorer.model.name === 'mnist-vae'")
     assert not page.is_visible("#label")
     assert "not label-conditioned" in page.text_content("#label-note")
+
+
+def test_api_docs_render_offline(browser: Any, server: str) -> None:
+    context = browser.new_context()
+    pg = context.new_page()
+    outside: list[str] = []
+    pg.on("request", lambda r: None if r.url.startswith(server) else outside.append(r.url))
+    pg.goto(server + "/docs")
+    pg.wait_for_selector(".opblock-summary-path", timeout=30_000)  # Swagger UI rendered the schema
+    paths = pg.eval_on_selector_all(".opblock-summary-path", "els => els.map(e => e.textContent)")
+    context.close()
+    assert "/v1/models/{name}/sample" in "".join(paths)
+    assert not outside, outside
