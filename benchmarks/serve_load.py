@@ -192,6 +192,42 @@ def run_cell(server: Server, kind: str, model: str, clients: int, requests: int,
     return result
 
 
+def memory_cell(server: Server, model: str, requests: int, seconds: float, latent: int) -> dict[str, Any]:
+    """Single-sample requests from 64 clients while a thread samples (requests answered, server RSS)
+    every 0.5 s: resident memory against the request count."""
+    import threading
+
+    import httpx
+
+    points: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        key = 'vaegen_requests_total{endpoint="/v1/models/{name}/sample",method="POST",status="200"}'
+        while not done.is_set():
+            try:
+                text = httpx.get(f"{server.url}/metrics", timeout=5).text
+            except httpx.HTTPError:
+                continue
+            count = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(key))
+            points.append((count, _rss_mb(server.proc.pid)))
+            done.wait(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        result = run_cell(server, "single", model, 64, requests, seconds, latent)
+    finally:
+        done.set()
+        watcher.join(10)
+    after_1000 = next(((c, r) for c, r in points if c >= 1000), points[0] if points else (0.0, float("nan")))
+    last = points[-1] if points else (0.0, float("nan"))
+    result["rss_points"] = points
+    result["rss_from_request_1000"] = {"at": after_1000, "end": last,
+                                       "change": (last[1] - after_1000[1]) / after_1000[1]}  # fmt: skip
+    return result
+
+
 def library_baseline(model: str, batch: int, seconds: float) -> dict[str, Any]:
     import vaegen_infer as vi
 
@@ -226,6 +262,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{r['rejected_503']} | {r['client_cpu_share']:.0%} | {r['server_rss_mb'][0]:.0f} -> "
             f"{r['server_rss_mb'][1]:.0f} |"
         )
+    mem = report.get("memory")
+    if mem:
+        m = mem["rss_from_request_1000"]
+        lines += ["", f"Server RSS with batching on, 64 single-sample clients: {m['at'][1]:.0f} MB at request "
+                  f"{m['at'][0]:,.0f}, {m['end'][1]:.0f} MB at request {m['end'][0]:,.0f} ({m['change']:+.1%}); "
+                  f"{mem['errors']} errors, {mem['rejected_503']} 503s."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -255,6 +297,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=20_000, help="Most requests per cell.")
     ap.add_argument("--max-batch", type=int, default=4096, help="The server's --max-batch.")
     ap.add_argument("--quick", action="store_true", help="Clients 1 and 8 only, no 256.")
+    ap.add_argument("--memory-requests", type=int, default=30_000, help="Requests of the memory cell (0: none).")
+    ap.add_argument("--memory-seconds", type=float, default=45.0, help="Most seconds of the memory cell.")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.client:
@@ -284,6 +328,12 @@ def main() -> None:
                 print(f"batching {mode} {kind} x{clients}: {r['requests_per_s']:,.0f} req/s, "
                       f"{r['images_per_s']:,.0f} images/s, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}",
                       flush=True)  # fmt: skip
+            if mode == "on" and args.memory_requests:
+                mem = memory_cell(server, args.model, args.memory_requests, args.memory_seconds, latent)
+                report["memory"] = mem
+                m = mem["rss_from_request_1000"]
+                print(f"memory: RSS {m['at'][1]:.0f} MB at request {m['at'][0]:,.0f}, {m['end'][1]:.0f} MB at "
+                      f"{m['end'][0]:,.0f} ({m['change']:+.1%})", flush=True)
         finally:
             server.stop()
     report["wall_s"] = round(time.time() - started, 1)
