@@ -307,10 +307,23 @@ def json_bytes(doc: dict[str, Any]) -> bytes:
 
 def array_response(fmt: str, key: str, a: np.ndarray, extra: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    """An array as NPY, or as JSON {"shape", key: nested lists, **extra} (arrays in extra become lists)."""
     if fmt == "npy":
         return Response(npy_bytes(a), media_type=MEDIA["npy"], headers=headers)
-    doc = {"shape": list(a.shape), key: a.tolist(), **(extra or {})}
+    more = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in (extra or {}).items()}
+    doc = {"shape": list(a.shape), key: a.tolist(), **more}
     return Response(json_bytes(doc), media_type=MEDIA["json"], headers=headers)
+
+
+INLINE_VALUES = 1 << 16  # answers up to this many numbers are encoded on the event loop (< ~1 ms)
+
+
+async def answer(state: _State, fmt: str, key: str, a: np.ndarray, extra: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> Response:  # fmt: skip
+    """`array_response`, off the event loop when the answer is large (JSON of 4096 images takes seconds)."""
+    if a.size <= INLINE_VALUES and (fmt == "npy" or a.size <= INLINE_VALUES // 8):
+        return array_response(fmt, key, a, extra, headers)
+    return await _thread(state, lambda: array_response(fmt, key, a, extra, headers))
 
 
 # -- operations -----------------------------------------------------------------------------------
@@ -380,14 +393,17 @@ async def run_sample(state: _State, s: Served, b: SampleBody, _u: list[Upload], 
         if fmt == "png":
             return await _png(state, lambda: grids.per_label_grid(g, b.per_label, seed).png(b.scale), headers)
         x = await _thread(state, lambda: g.sample_per_label(b.per_label, seed))  # (L, per_label, C, H, W)
-        return array_response(fmt, "images", x, {"labels": labels, "seed": seed}, headers)
+        return await answer(state, fmt, "images", x, {"labels": labels, "seed": seed}, headers)
     _check_n(b.n, state.settings)
     if fmt == "png":
         return await _png(state, lambda: grids.sample_grid(g, b.n, seed, b.label, b.cols).png(b.scale), headers)
     # The hot path: draw this request's codes from its own seed here, then one batched decode.
-    z = s.model.sample_latents(b.n, seed, b.label)  # (n, D)
+    if b.n <= 256:  # a small draw (tens of microseconds) stays on the event loop
+        z = s.model.sample_latents(b.n, seed, b.label)  # (n, D)
+    else:
+        z = await _thread(state, lambda: s.model.sample_latents(b.n, seed, b.label))
     x = await asyncio.wrap_future(s.batched.decoder.submit(z))  # (n, C, H, W)
-    return array_response(fmt, "images", x, {"z": z.tolist(), "seed": seed}, headers)
+    return await answer(state, fmt, "images", x, {"z": z, "seed": seed}, headers)
 
 
 async def run_decode(state: _State, s: Served, b: DecodeBody, _u: list[Upload], fmt: str) -> Response:
@@ -399,7 +415,7 @@ async def run_decode(state: _State, s: Served, b: DecodeBody, _u: list[Upload], 
     if fmt == "png":
         return await _png(state, lambda: grids.decode_grid(g, z, b.cols).png(b.scale))
     x = await asyncio.wrap_future(g.decoder.submit(z))
-    return array_response(fmt, "images", x)
+    return await answer(state, fmt, "images", x)
 
 
 async def run_encode(state: _State, s: Served, b: EncodeBody, uploads: list[Upload], fmt: str) -> Response:
@@ -430,7 +446,7 @@ async def run_reconstruct(state: _State, s: Served, b: ReconstructBody, uploads:
     out = await _thread(state, work)
     if fmt == "png":
         return Response(out, media_type=MEDIA["png"])
-    return array_response(fmt, "images", out)
+    return await answer(state, fmt, "images", out)
 
 
 async def run_interpolate(state: _State, s: Served, b: InterpolateBody, uploads: list[Upload], fmt: str) -> Response:
@@ -454,7 +470,7 @@ async def run_interpolate(state: _State, s: Served, b: InterpolateBody, uploads:
     out = await _thread(state, work)
     if fmt == "png":
         return Response(out, media_type=MEDIA["png"])
-    return array_response(fmt, "images", out)
+    return await answer(state, fmt, "images", out)
 
 
 async def run_shift(state: _State, s: Served, b: ShiftBody, uploads: list[Upload], fmt: str) -> Response:
@@ -473,7 +489,7 @@ async def run_shift(state: _State, s: Served, b: ShiftBody, uploads: list[Upload
     out = await _thread(state, work)
     if fmt == "png":
         return Response(out, media_type=MEDIA["png"])
-    return array_response(fmt, "images", out)
+    return await answer(state, fmt, "images", out)
 
 
 async def run_traverse(state: _State, s: Served, b: TraverseBody, uploads: list[Upload], fmt: str) -> Response:
@@ -501,7 +517,7 @@ async def run_traverse(state: _State, s: Served, b: TraverseBody, uploads: list[
     out = await _thread(state, work)
     if fmt == "png":
         return Response(out, media_type=MEDIA["png"])
-    return array_response(fmt, "images", out)
+    return await answer(state, fmt, "images", out)
 
 
 async def run_manifold(state: _State, s: Served, b: ManifoldBody, _u: list[Upload], fmt: str) -> Response:
@@ -511,7 +527,7 @@ async def run_manifold(state: _State, s: Served, b: ManifoldBody, _u: list[Uploa
     if fmt == "png":
         return await _png(state, lambda: grids.manifold_grid(g, b.n, dims).png(b.scale))
     out = await _thread(state, lambda: g.manifold(b.n, dims))
-    return array_response(fmt, "images", out)
+    return await answer(state, fmt, "images", out)
 
 
 async def run_latent_map(state: _State, s: Served, b: LatentMapBody, uploads: list[Upload], fmt: str) -> Response:
@@ -567,7 +583,7 @@ async def run_score(state: _State, s: Served, b: ScoreBody, uploads: list[Upload
         return np.asarray(g.score(x, b.k, seed=b.seed))
 
     out = await _thread(state, work)
-    return array_response(fmt, "scores", out)
+    return await answer(state, fmt, "scores", out)
 
 
 _RUNNERS: dict[str, Callable[..., Awaitable[Response]]] = {
