@@ -53,7 +53,7 @@ async def read_params(request: Request, settings: Settings) -> tuple[dict[str, A
             return {}, []
         try:
             data = json.loads(raw, parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             raise Problem(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(data, dict):
             raise Problem(400, "the JSON body must be an object whose keys are the operation's parameters")
@@ -157,7 +157,7 @@ def decode_images(model: Model, items: list[Any], uploads: list[Upload], setting
     """JSON image fields and uploads -> (N, C, H, W) float32: numbers are taken as they are, files
     go through the library's `Model.load_images` (the CLI's conversion, the bundle's preprocessing)."""
     out: list[np.ndarray] = []
-    files = [*(_upload_of(item, i) for i, item in enumerate(items) if isinstance(item, str)), *uploads]
+    files = [*(_upload_of(item, f"images[{i}]") for i, item in enumerate(items) if isinstance(item, str)), *uploads]
     arrays = [item for item in items if not isinstance(item, str)]
     if len(files) + len(arrays) > settings.max_images:
         raise Problem(413, f"at most {settings.max_images} images per request, got {len(files) + len(arrays)}")
@@ -202,12 +202,12 @@ def _numeric(a: Any) -> bool:
     return arr.dtype == np.float32
 
 
-def _upload_of(item: str, i: int) -> Upload:
+def _upload_of(item: str, name: str) -> Upload:
     text = item.split(",", 1)[1] if item.startswith("data:") else item
     try:
-        return Upload(f"images[{i}]", base64.b64decode(text, validate=True))
+        return Upload(name, base64.b64decode(text, validate=True))
     except (binascii.Error, ValueError):
-        raise Problem(400, f"images[{i}] is not base64 image data (or a data: URL)") from None
+        raise Problem(400, f"{name} is not base64 image data (or a data: URL)") from None
 
 
 def _check_pixels(up: Upload, limit: int) -> None:
@@ -233,7 +233,9 @@ def codes_or_images(model: Model, items: list[Any], uploads: list[Upload], setti
     for i, item in enumerate(items):
         if isinstance(item, list) and len(item) == d and all(isinstance(v, (int, float)) for v in item):
             out.append(np.asarray(item, np.float32))
-        elif isinstance(item, (str, list)):
+        elif isinstance(item, str):
+            out.append(decode_images(model, [], [_upload_of(item, f"anchors[{i}]")], settings, strict, invert)[0])
+        elif isinstance(item, list):
             out.append(decode_images(model, [item], [], settings, strict, invert)[0])
         else:
             raise Problem(400, f"anchors[{i}] must be a code of {d} numbers or an image")
