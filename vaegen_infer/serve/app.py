@@ -90,6 +90,9 @@ class _State:
     served: dict[str, Served] = field(default_factory=dict)
     ready: bool = False
     limiter: Any = None  # anyio.CapacityLimiter, made inside the event loop
+    # Answers that depend on the model alone, computed once (a prior's std may take 100,000 draws).
+    summaries: dict[str, dict[str, Any]] = field(default_factory=dict)
+    density: dict[tuple[int, tuple[int, int]], dict[str, Any]] = field(default_factory=dict)
 
     def get(self, name: str) -> Served:
         served = self.served.get(name)  # a dict lookup: a name never reaches the file system
@@ -195,7 +198,9 @@ def create_app(models: Mapping[str, Model], settings: Settings) -> FastAPI:
         model = state.models.get(name)
         if model is None:
             raise Problem(404, f"unknown model '{name}'; available models: {', '.join(state.models) or '(none)'}")
-        return summary(model, full=True)
+        if name not in state.summaries:
+            state.summaries[name] = await _thread(state, lambda: summary(model, full=True))
+        return state.summaries[name]
 
     for op in OPERATIONS.values():
         app.add_api_route(
@@ -545,7 +550,10 @@ async def run_latent_map(state: _State, s: Served, b: LatentMapBody, uploads: li
         if fmt == "png":
             return png_bytes(grids.latent_map(g, images=x, labels=b.labels, dims=dims))
         codes = g.encode(x)[0] if x is not None else np.zeros((0, m.latent_dim), np.float32)
-        return density_map(m, dims) | {"codes": codes.tolist(), "labels": b.labels}
+        key = (id(s.model), (int(dims[0]), int(dims[1])))
+        if key not in state.density:
+            state.density[key] = density_map(m, dims)
+        return state.density[key] | {"codes": codes.tolist(), "labels": b.labels}
 
     out = await _thread(state, work)
     if fmt == "png":
