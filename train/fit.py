@@ -8,7 +8,7 @@ Likelihoods. `bernoulli`: BCE on grey levels. `gaussian`: N(x; mean, sigma^2 I) 
 sigmoid(logits) in [0, 1] and ONE sigma shared by every pixel and image, calibrated as in the
 sigma-VAE (Rybkin, Daniilidis & Levine 2021, "Simple and Effective VAE Training with Calibrated
 Decoders", their "optimal sigma" variant): each batch uses the analytic maximum-likelihood value
-sigma* = sqrt(MSE of the batch), soft-clipped below at exp(-6) as in their code. No lambda against
+sigma* = sqrt(MSE of the batch), floored at exp(-6) (their code soft-clips there). No lambda against
 MSE to tune. The value shipped in model.json (`likelihood_params.log_sigma`) is the same estimate
 on the validation split with the kept weights.
 """
@@ -68,10 +68,11 @@ def squared_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def optimal_log_sigma(sse: torch.Tensor, pixels: int) -> torch.Tensor:
-    """The shared sigma maximising the Gaussian likelihood: log sqrt(sum SSE / (N * pixels)),
-    soft-clipped below at LOG_SIGMA_MIN. sse (N,) -> scalar."""
+    """The shared sigma maximising the Gaussian likelihood: log sqrt(sum SSE / (N * pixels)), held
+    at or above LOG_SIGMA_MIN. sse (N,) -> scalar. (The sigma-VAE's code soft-clips; a hard floor
+    keeps the value exactly the maximum-likelihood one above it, which is what model.json stores.)"""
     log_sigma = 0.5 * torch.log(sse.sum() / (sse.numel() * pixels))
-    return LOG_SIGMA_MIN + F.softplus(log_sigma - LOG_SIGMA_MIN)
+    return torch.clamp(log_sigma, min=LOG_SIGMA_MIN)
 
 
 def gaussian_nll(sse: torch.Tensor, pixels: int, log_sigma: torch.Tensor | float) -> torch.Tensor:
