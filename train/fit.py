@@ -63,8 +63,17 @@ def bce_per_image(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def squared_error(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Sum over pixels of (x - sigmoid(logits))^2, (N,)."""
-    return (target - torch.sigmoid(logits)).pow(2).flatten(1).sum(1)
+    """Sum over pixels of (x - sigmoid(logits))^2, (N,).
+
+    The value is exact; the gradient reaching `logits` is dL/dmean itself, without the sigmoid's
+    derivative mean (1 - mean) (a straight-through step, as BCE's gradient mean - x has). Under
+    squared error a sigmoid mean saturates: measured on Color-dSprites (95% black pixels), the
+    logits reached -100..-9 within 600 steps, every pixel black, the MSE stuck at the mean image's
+    0.0283 and the gradient at the shapes' pixels ~0. The optimum (mean = x) is unchanged."""
+    mean = torch.sigmoid(logits)
+    if logits.requires_grad:
+        mean = mean.detach() + (logits - logits.detach())  # forward: sigmoid(logits); backward: identity
+    return (target - mean).pow(2).flatten(1).sum(1)
 
 
 def optimal_log_sigma(sse: torch.Tensor, pixels: int) -> torch.Tensor:
