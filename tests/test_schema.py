@@ -20,7 +20,16 @@ import jsonschema
 import pytest
 
 from vaegen_infer.errors import BundleError
-from vaegen_infer.manifest import FORMAT, FORMAT_VERSION, KINDS, LIKELIHOODS, Manifest
+from vaegen_infer.manifest import (
+    ATTRIBUTE_KINDS,
+    DATA_KINDS,
+    FORMAT,
+    FORMAT_VERSION,
+    KINDS,
+    LIKELIHOODS,
+    RESIZE_FILTERS,
+    Manifest,
+)
 from vaegen_infer.priors import PRIORS, make_prior
 
 from .conftest import ROOT
@@ -72,8 +81,11 @@ def test_schema_names_what_the_runtime_knows() -> None:
     assert props["format"]["const"] == FORMAT
     assert props["format_version"]["const"] == FORMAT_VERSION
     assert tuple(props["kind"]["enum"]) == KINDS
-    # the schema already lists the optional 'gaussian' likelihood; every one the runtime reads is in it
-    assert set(LIKELIHOODS) <= set(SCHEMA["$defs"]["image"]["properties"]["likelihood"]["enum"])
+    image = SCHEMA["$defs"]["image"]["properties"]
+    assert tuple(image["likelihood"]["enum"]) == LIKELIHOODS
+    assert tuple(image["data"]["enum"]) == DATA_KINDS
+    assert tuple(image["preprocess"]["properties"]["resize"]["enum"]) == RESIZE_FILTERS
+    assert tuple(SCHEMA["$defs"]["attribute"]["properties"]["kind"]["enum"]) == ATTRIBUTE_KINDS
     assert SCHEMA["$defs"]["prior"]["properties"]["name"]["enum"] == list(PRIORS)
 
 
@@ -204,8 +216,6 @@ BROKEN: list[tuple[str, str, tuple[Edit, ...]]] = [
     ("range-string", "aae", (put("image.range", "0-1"),)),
     ("range-with-string", "aae", (put("image.range", [0, "1"]),)),
     ("likelihood-unknown", "aae", (put("image.likelihood", "poisson"),)),
-    # today the runtime refuses the gaussian likelihood itself; once it reads it, it must still
-    # refuse a gaussian likelihood without its log_sigma
     ("gaussian-no-log-sigma", "vae2d", (put("image.likelihood", "gaussian"),)),
     ("no-likelihood", "aae", (put("image.likelihood"),)),
     ("no-latent-dim", "aae", (put("latent_dim"),)),
@@ -275,6 +285,27 @@ BROKEN: list[tuple[str, str, tuple[Edit, ...]]] = [
     ("attribute-vector-string", "aae", (put("attributes.slant.vector", "0.1,0.2"),)),
     ("attribute-vector-with-string", "aae", (put("attributes.slant.vector", [0.1, "0.2"]),)),
     ("attribute-vector-with-bool", "aae", (put("attributes.slant.vector", [0.1, True]),)),
+    ("likelihood-params-string", "vae2d", (put("image.likelihood_params", {"log_sigma": "-2.3"}),)),
+    ("likelihood-params-other-string", "vae2d", (put("image.likelihood_params", {"log_sigma": -2.3, "note": "x"}),)),
+    ("likelihood-params-list", "vae2d", (put("image.likelihood_params", [-2.3]),)),
+    ("data-16bit", "vae2d", (put("image.data", "16bit"),)),
+    ("data-number", "vae2d", (put("image.data", 8),)),
+    ("preprocess-resize-unknown", "vae2d", (put("image.preprocess", {"crop": None, "resize": "cubic"}),)),
+    ("preprocess-crop-0", "vae2d", (put("image.preprocess", {"crop": 0, "resize": "auto"}),)),
+    ("preprocess-crop-string", "vae2d", (put("image.preprocess", {"crop": "24"}),)),
+    ("preprocess-string", "vae2d", (put("image.preprocess", "centre-crop"),)),
+    ("attribute-kind-unknown", "aae", (put("attributes.slant.kind", "vector"),)),
+    ("latent-factors-list", "vae2d", (put("latent_factors", [{"factor": "scale", "mi": 0.5}]),)),
+    ("latent-factors-no-per-dim", "vae2d", (put("latent_factors", {"factors": ["scale"]}),)),
+    ("latent-factors-per-dim-object", "vae2d", (put("latent_factors", {"per_dim": {"0": "scale"}}),)),
+    ("latent-factors-entry-string", "vae2d", (put("latent_factors", {"per_dim": ["scale", "-"]}),)),
+    ("latent-factors-no-mi", "vae2d", (put("latent_factors", {"per_dim": [{"factor": "scale"}, {"factor": "-"}]}),)),
+    ("latent-factors-factor-empty", "vae2d", (put("latent_factors", {"per_dim": [{"factor": "", "mi": 0.1}] * 2}),)),
+    (
+        "latent-factors-mi-string",
+        "vae2d",
+        (put("latent_factors", {"per_dim": [{"factor": "scale", "mi": "high"}, {"factor": "-", "mi": 0.0}]}),),
+    ),
     ("latent-stats-list", "vae2d", (put("latent_stats", [1.0, 2.0]),)),
     ("kl-per-dim-string", "vae2d", (put("latent_stats.kl_per_dim", "3.0,2.8"),)),
     ("kl-per-dim-null", "vae2d", (put("latent_stats.kl_per_dim", None),)),
@@ -336,6 +367,27 @@ VALID: list[tuple[str, str, tuple[Edit, ...]]] = [
     ("preprocess", "vae2d", (put("image.preprocess", {"crop": 24, "resize": "bicubic"}),)),
     ("preprocess-defaults", "vae2d", (put("image.preprocess", {"crop": None, "resize": "auto"}),)),
     ("data-binary", "vae2d", (put("image.data", "binary"),)),
+    ("preprocess-null", "vae2d", (put("image.preprocess", None),)),
+    ("preprocess-empty", "vae2d", (put("image.preprocess", {}),)),
+    ("preprocess-resize-only", "vae2d", (put("image.preprocess", {"resize": "lanczos"}),)),
+    (
+        "likelihood-gaussian",
+        "vae2d",
+        (put("image.likelihood", "gaussian"), put("image.likelihood_params", {"log_sigma": -2.3})),
+    ),
+    (
+        "likelihood-gaussian-binary-data",
+        "vae2d",
+        (
+            put("image.likelihood", "gaussian"),
+            put("image.likelihood_params", {"log_sigma": 0}),
+            put("image.data", "binary"),
+        ),
+    ),
+    ("bernoulli-8bit", "vae2d", (put("image.data", "8bit"),)),
+    ("latent-factors-null", "vae2d", (put("latent_factors", None),)),
+    ("latent-factors-empty", "vae2d", (put("latent_factors", {}),)),
+    ("latent-factors-no-factors-list", "vae2d", (put("latent_factors", {"per_dim": [{"factor": "-", "mi": 0}] * 2}),)),
     (
         "latent-factors",
         "vae2d",
@@ -405,6 +457,18 @@ CODE_ONLY: list[tuple[str, str, tuple[Edit, ...], str]] = [
     ("infinity-in-range", "aae", (put("image.range", [0.0, float("inf")]),), "image.range"),
     ("nan-in-kl", "vae2d", (put("latent_stats.kl_per_dim", [float("nan"), 1.0]),), "latent_stats.kl_per_dim"),
     ("nan-scale", "vae2d", (put("prior.params.scale", float("nan")),), "'scale' must be > 0"),
+    (
+        "latent-factors-length",
+        "vae2d",
+        (put("latent_factors", {"per_dim": [{"factor": "-", "mi": 0.0}] * 3}),),
+        "latent_factors.per_dim",
+    ),
+    (
+        "nan-log-sigma",
+        "vae2d",
+        (put("image.likelihood", "gaussian"), put("image.likelihood_params", {"log_sigma": float("nan")})),
+        "image.likelihood_params.log_sigma",
+    ),
     ("latent-dim-2.0", "aae", (put("latent_dim", 2.0),), "latent_dim"),
     ("format-version-1.0", "aae", (put("format_version", 1.0),), "format_version"),
     ("channels-1.0", "aae", (put("image.channels", 1.0),), "image.channels"),
@@ -430,11 +494,8 @@ def test_nan_and_infinity_reach_the_validators_through_python_json() -> None:
 
 # -- gaps: the schema is right and the runtime does not (yet) agree ----------------------------------
 # Each of these fails today and is marked xfail(strict=True): when manifest.py (or priors.py) starts
-# checking the rule, the test passes, pytest reports XPASS as a failure, and the mark must go. The
-# first group is lax reading in today's runtime; the second is the format-1 optional fields that
-# manifest.py is being taught to read (see docs/bundle-format.md).
+# checking the rule, the test passes, pytest reports XPASS as a failure, and the row moves to BROKEN.
 _LAX = "the runtime does not check this yet"
-_NEW = "manifest.py does not read this optional format-1 field yet"
 GAPS: list[tuple[str, str, tuple[Edit, ...], bool, str]] = [
     # (id, base, edits, the answer both should give, why they do not agree today); the schema gives
     # that answer except on the rows marked 'code only', which it accepts (see CODE_ONLY)
@@ -505,30 +566,11 @@ GAPS: list[tuple[str, str, tuple[Edit, ...], bool, str]] = [
         _LAX + " (code only): 10 labels on 5 regions load, then labels 5-9 fail at sample time",
     ),
     (
-        "likelihood-gaussian",
-        "vae2d",
-        (put("image.likelihood", "gaussian"), put("image.likelihood_params", {"log_sigma": -2.3})),
-        True,
-        _NEW + ": LIKELIHOODS is ('bernoulli',)",
-    ),
-    ("data-16bit", "vae2d", (put("image.data", "16bit"),), False, _NEW),
-    ("preprocess-resize-unknown", "vae2d", (put("image.preprocess", {"crop": None, "resize": "cubic"}),), False, _NEW),
-    ("preprocess-crop-0", "vae2d", (put("image.preprocess", {"crop": 0, "resize": "auto"}),), False, _NEW),
-    ("preprocess-string", "vae2d", (put("image.preprocess", "centre-crop"),), False, _NEW),
-    ("attribute-kind-unknown", "aae", (put("attributes.slant.kind", "vector"),), False, _NEW),
-    ("attribute-amount-number", "aae", (put("attributes.slant.amount", 1.0),), False, _NEW),
-    ("latent-factors-no-per-dim", "vae2d", (put("latent_factors", {"factors": ["scale"]}),), False, _NEW),
-    (
-        "latent-factors-mi-string",
-        "vae2d",
-        (
-            put(
-                "latent_factors",
-                {"per_dim": [{"factor": "scale", "mi": "high"}, {"factor": "-", "mi": 0.0}], "factors": ["scale"]},
-            ),
-        ),
+        "attribute-amount-number",
+        "aae",
+        (put("attributes.slant.amount", 1.0),),
         False,
-        _NEW,
+        _LAX + ": a non-string amount silently becomes ''",
     ),
 ]
 
