@@ -83,9 +83,10 @@ def test_schema_names_what_the_runtime_knows() -> None:
     assert tuple(props["kind"]["enum"]) == KINDS
     image = SCHEMA["$defs"]["image"]["properties"]
     assert tuple(image["likelihood"]["enum"]) == LIKELIHOODS
-    assert tuple(image["data"]["enum"]) == DATA_KINDS
-    assert tuple(image["preprocess"]["properties"]["resize"]["enum"]) == RESIZE_FILTERS
-    assert tuple(SCHEMA["$defs"]["attribute"]["properties"]["kind"]["enum"]) == ATTRIBUTE_KINDS
+    # null: the optional field is absent
+    assert tuple(image["data"]["enum"]) == (*DATA_KINDS, None)
+    assert tuple(image["preprocess"]["properties"]["resize"]["enum"]) == (*RESIZE_FILTERS, None)
+    assert tuple(SCHEMA["$defs"]["attribute"]["properties"]["kind"]["enum"]) == (*ATTRIBUTE_KINDS, None)
     assert SCHEMA["$defs"]["prior"]["properties"]["name"]["enum"] == list(PRIORS)
 
 
@@ -320,6 +321,19 @@ VALID: list[tuple[str, str, tuple[Edit, ...]]] = [
     ("shipped-aae", "aae", ()),
     ("shipped-vae2d", "vae2d", ()),
     ("no-description", "aae", (put("description"),)),
+    ("description-null", "aae", (put("description", None),)),
+    ("data-null", "vae2d", (put("image.data", None),)),
+    ("preprocess-resize-null", "vae2d", (put("image.preprocess", {"crop": None, "resize": None}),)),
+    ("mu-variance-null", "aae", (put("latent_stats.mu_variance_per_dim", None),)),
+    (
+        "attribute-nulls",
+        "aae",
+        (
+            put("attributes.slant.description", None),
+            put("attributes.slant.kind", None),
+            put("attributes.slant.amount", None),
+        ),
+    ),
     ("labels-null", "vae2d", (put("labels", None),)),
     ("no-labels", "vae2d", (put("labels"),)),
     ("no-conditional", "vae2d", (put("conditional"),)),
@@ -513,6 +527,7 @@ GAPS: list[tuple[str, str, tuple[Edit, ...], bool, str]] = [
         False,
         _LAX + ": a non-string description silently becomes ''",
     ),
+    ("attribute-source-null", "aae", (put("attributes.slant.source", None),), False, _LAX + ": null becomes 'None'"),
     ("attribute-source-number", "aae", (put("attributes.slant.source", 1),), False, _LAX + ": the source is str()-ed"),
     (
         "mu-variance-string",
