@@ -112,6 +112,14 @@ def test_every_shipped_manifest_validates(path: Path) -> None:
     assert runtime_accepts(data)
 
 
+def test_a_freshly_exported_manifest_validates(tiny_bundle: Path) -> None:
+    """What train/export.py writes today (the tiny_bundle fixture trains one epoch; needs torch)."""
+    data = json.loads((tiny_bundle / "model.json").read_text(encoding="utf-8"))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATOR.iter_errors(data)]
+    assert errors == []
+    assert runtime_accepts(data)
+
+
 @pytest.mark.parametrize("name", sorted(FIXTURE_SHA256))
 def test_fixture_is_the_manifest_users_have(name: str) -> None:
     assert hashlib.sha256(fixture_bytes(name)).hexdigest() == FIXTURE_SHA256[name]
