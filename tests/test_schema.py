@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 
 from vaegen_infer.errors import BundleError
@@ -140,6 +141,33 @@ def test_fixture_loads_with_the_runtime(name: str) -> None:
     again = m.to_dict()
     assert schema_accepts(again)
     assert Manifest.from_dict(again).to_dict() == again
+
+
+# The first three codes (first two dimensions) each 0.1.0 prior draws for seed 0, as 0.1.0 drew them:
+# a bundle in a user's hands keeps giving the same images for a seed.
+FIXTURE_DRAWS = {
+    "mnist-aae": [1.519944, -4.385369, -3.129316, -2.676539, -3.464331, -0.23677],
+    "mnist-aae-swissroll": [-2.621546, -1.840993, 2.034222, 0.566953, -0.621851, 0.420599],
+    "mnist-vae": [-1.063179, -2.624378, -7.528846, -1.137761, 8.240769, -7.630754],
+    "mnist-vae-2d": [1.117622, -1.387125, -0.426572, -0.803587, 0.601428, -0.074993],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_DRAWS))
+def test_fixture_priors_draw_what_they_drew(name: str) -> None:
+    m = Manifest.from_dict(fixture(name))
+    z = make_prior(m.prior, m.latent_dim).sample(3, np.random.default_rng(0))  # (3, D)
+    assert np.abs(z[:, :2].ravel() - np.asarray(FIXTURE_DRAWS[name])).max() < 1e-6
+
+
+@pytest.mark.parametrize("name", sorted(FIXTURE_SHA256))
+def test_fixture_reads_with_the_old_behaviour(name: str) -> None:
+    """Fields added to format 1 after 0.1.0 are absent from these manifests: each reads as before."""
+    m = Manifest.from_dict(fixture(name))
+    assert (m.image.preprocess.crop, m.image.preprocess.resize) == (None, "auto")
+    assert m.image.likelihood == "bernoulli" and m.image.data_kind == "binary"
+    assert m.latent_factors == {}
+    assert {a.kind for a in m.attributes.values()} == {"direction"}
 
 
 def test_fixture_mixture_prior_keeps_its_500_components() -> None:
