@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
         old = data["metrics"].get("samples", {}).get("by_label_recognised")
         data["metrics"].setdefault("samples", {}).update(new)
         save_json(path, data)
-        print(f"{name}: by_label_recognised {old} -> {new['by_label_recognised']} {new['by_label_recognised_per_label']}")
+        per_label = new["by_label_recognised_per_label"]
+        print(f"{name}: by_label_recognised {old} -> {new['by_label_recognised']} (per label {per_label})")
 
 
 if __name__ == "__main__":
