@@ -240,3 +240,18 @@ def test_api_docs_render_offline(browser: Any, server: str) -> None:
     context.close()
     assert "/v1/models/{name}/sample" in "".join(paths)
     assert not outside, outside
+
+
+def test_the_page_asks_for_the_api_key(browser: Any, models: dict[str, vi.Model]) -> None:
+    with live_server({"mnist-vae": models["mnist-vae"]}, Settings(api_key="page-key-123456")) as url:
+        context = browser.new_context()
+        pg = context.new_page()
+        pg.goto(url + "/")
+        pg.wait_for_selector("#key-box:not([hidden])")
+        assert "API key" in pg.text_content("#status")
+        pg.fill("#key", "page-key-123456")
+        pg.dispatch_event("#key", "change")
+        pg.wait_for_function("window.explorer.samples.length === 16 && window.explorer.pending === 0")
+        want = as_shown(models["mnist-vae"].sample(16, seed=0))
+        np.testing.assert_array_equal(pixels(pg, "#samples canvas[data-index='5']"), want[5])
+        context.close()
