@@ -73,6 +73,13 @@ class Batcher:
         self._queue: queue.Queue[_Item | object] = queue.Queue(maxsize=max_queue)
         self._closed = threading.Event()
         self._carry: _Item | None = None  # taken from the queue but did not fit the last batch
+        # While gathering, the worker sleeps through the window instead of waking for every request
+        # (a thread wake-up per request costs more than a small decode); `_enough` ends the sleep
+        # early once the rows waiting fill the batch. `_waiting` counts rows in the queue.
+        self._count = threading.Lock()
+        self._waiting = 0
+        self._need = max_batch + 1  # rows that would fill the batch being gathered (none: never)
+        self._enough = threading.Event()
         self._thread = threading.Thread(target=self._work, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -91,6 +98,10 @@ class Batcher:
             self._queue.put_nowait(item)
         except queue.Full:
             raise QueueFull(self.name, self.max_queue) from None
+        with self._count:
+            self._waiting += len(rows)
+            if self._waiting >= self._need:
+                self._enough.set()
         return item.future
 
     def close(self, timeout: float | None = None) -> None:
@@ -101,31 +112,40 @@ class Batcher:
         self._thread.join(timeout)
 
     # -- the worker ---------------------------------------------------------------------------
-    def _next(self, timeout: float | None) -> _Item | object | None:
-        """The next request, _STOP (close() was called and everything before it is taken), or
-        None when `timeout` passed with nothing new."""
+    def _take(self, block: bool) -> _Item | object | None:
+        """The carried-over request, else the next in the queue (blocking or not): an _Item, _STOP
+        (close() was called; everything queued before it has been taken), or None (empty)."""
         if self._carry is not None:
             item, self._carry = self._carry, None
             return item
         try:
-            if timeout is None:
-                return self._queue.get()
-            return self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+            item = self._queue.get() if block else self._queue.get_nowait()
         except queue.Empty:
             return None
+        if isinstance(item, _Item):
+            with self._count:
+                self._waiting -= len(item.rows)
+        return item
 
     def _work(self) -> None:
         stop = False
         while not stop:
-            first = self._next(None)
+            first = self._take(block=True)
             if not isinstance(first, _Item):  # _STOP with nothing queued before it
                 break
             batch = [first]
             rows = len(first.rows)
-            if self.window_s > 0:
-                deadline = time.monotonic() + self.window_s
+            if self.window_s > 0 and rows < self.max_batch:
+                with self._count:
+                    self._need = self.max_batch - rows
+                    if self._waiting >= self._need:
+                        self._enough.set()
+                self._enough.wait(self.window_s)  # one wake-up per batch, not one per request
+                with self._count:
+                    self._need = self.max_batch + 1
+                    self._enough.clear()
                 while rows < self.max_batch:
-                    item = self._next(deadline - time.monotonic())
+                    item = self._take(block=False)
                     if item is None:
                         break
                     if not isinstance(item, _Item):
