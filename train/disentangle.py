@@ -299,7 +299,7 @@ def dci_from_codes(
     factors gave no gain there). Random forests (100 trees, min_samples_leaf=5) were measured as
     a faster stand-in and rejected: on the same dSprites-sized codes they gave disentanglement
     0.47 and 0.36 (all features per split) or 0.35 and 0.21 (sqrt) where gradient boosting gives
-    0.64 and 0.47."""
+    0.64 and 0.47 (`python benchmarks/dci_importance_models.py`, results/dci_importance_models.jsonl)."""
     from sklearn.ensemble import GradientBoostingClassifier
 
     d, k = codes_train.shape[1], factors_train.shape[1]
