@@ -168,7 +168,8 @@ def graph_config(name: str, role: str, g: Model, s: _Settings) -> str:
     text += f"instance_group [ {{ count: {s.instances} kind: {'KIND_GPU' if s.kind == 'gpu' else 'KIND_CPU'} }} ]\n"
     if s.dynamic_batching:
         sizes = ", ".join(str(b) for b in preferred_batch_sizes(s.max_batch_size))
-        text += f"dynamic_batching {{ preferred_batch_size: [ {sizes} ] max_queue_delay_microseconds: {s.queue_delay_us} }}\n"
+        delay = f"max_queue_delay_microseconds: {s.queue_delay_us}"
+        text += f"dynamic_batching {{ preferred_batch_size: [ {sizes} ] {delay} }}\n"
     if s.backend == "python":
         text += _parameters({"role": role})
     return text

@@ -23,7 +23,7 @@ def render(
     gpus = "--gpus all " if kind == "gpu" else ""
     if backend == "onnxruntime":
         backend_text = (
-            "Encoder and decoder run on Triton's ONNX Runtime backend (`platform: \"onnxruntime_onnx\"`);\n"
+            'Encoder and decoder run on Triton\'s ONNX Runtime backend (`platform: "onnxruntime_onnx"`);\n'
             "`*-sample` runs on the Python backend and needs only numpy, which the stock container has: the\n"
             "prior code it uses was copied from vaegen_infer into `*-sample/1/vaegen_prior_copy/` at export.\n"
             "This ONNX Runtime-backend layout has been checked against Triton's config schema and the\n"

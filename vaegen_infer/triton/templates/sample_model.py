@@ -18,7 +18,7 @@ import triton_python_backend_utils as pb_utils
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # sampling.py and vaegen_prior_copy/
 
-from sampling import HERE, Sampler, SampleError  # noqa: E402
+from sampling import HERE, SampleError, Sampler
 
 
 def _scalar(request, name: str) -> int | None:

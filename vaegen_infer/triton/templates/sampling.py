@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from vaegen_prior_copy.manifest import Manifest
 from vaegen_prior_copy.priors import Prior, make_prior
 
@@ -47,7 +46,8 @@ class Sampler:
             if not m.conditional or m.labels is None:
                 raise SampleError(f"model '{m.name}' is not label-conditioned: send no 'label' input")
             if not 0 <= label < len(m.labels):
-                raise SampleError(f"label must be an index in 0..{len(m.labels) - 1} ({', '.join(m.labels)}), got {label}")
+                valid = f"0..{len(m.labels) - 1} ({', '.join(m.labels)})"
+                raise SampleError(f"label must be an index in {valid}, got {label}")
         rng = np.random.default_rng(seed)
         parts = []
         # Blocks of draw_chunk rows, as the runtime draws them: the stream depends on the seed only.
