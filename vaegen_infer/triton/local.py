@@ -142,9 +142,12 @@ def _ready(http: str) -> bool:
 
 
 @contextlib.contextmanager
-def serve(repository: Path, local: LocalTriton, timeout_s: float = 60.0) -> Iterator[Running]:
+def serve(
+    repository: Path, local: LocalTriton, timeout_s: float = 60.0, log: Path | None = None, exit_timeout_s: int = 20
+) -> Iterator[Running]:
     """Start tritonserver on `repository` on free 127.0.0.1 ports; wait (at most `timeout_s`) until
-    it is ready; stop it on exit. The vaegen_infer that imported this module is the one the
+    it is ready; stop it on exit (it waits up to `exit_timeout_s` for models to unload). The log
+    goes to `log` (kept) or to a temporary file. The vaegen_infer that imported this module is the one the
     Python-backend models import (through PYTHONPATH, a directory holding only a link to it)."""
     import vaegen_infer
 
@@ -162,9 +165,9 @@ def serve(repository: Path, local: LocalTriton, timeout_s: float = 60.0) -> Iter
         "--http-address", "127.0.0.1", "--http-port", str(http),
         "--grpc-address", "127.0.0.1", "--grpc-port", str(grpc),
         "--metrics-address", "127.0.0.1", "--metrics-port", str(metrics),
-        "--exit-timeout-secs", "5", "--log-verbose", "0",
+        "--exit-timeout-secs", str(exit_timeout_s), "--log-verbose", "0",
     ]  # fmt: skip
-    log = work / "tritonserver.log"
+    log = log or work / "tritonserver.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     try:
@@ -180,7 +183,7 @@ def serve(repository: Path, local: LocalTriton, timeout_s: float = 60.0) -> Iter
         if proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=exit_timeout_s + 10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
