@@ -95,6 +95,7 @@ def test_sampler_config(onnx_repo: Path, name: str) -> None:
         want["label"] = ([1], model_config_pb2.TYPE_INT64, True)
     assert inputs == want
     assert [(t.name, list(t.dims)) for t in cfg.output] == [("x", [-1, *m.image.shape])]
+    assert [(g.count, g.kind) for g in cfg.instance_group] == [(4, model_config_pb2.ModelInstanceGroup.KIND_CPU)]
     params = {k: v.string_value for k, v in cfg.parameters.items()}
     assert params == {
         "decoder_model": f"{name}-decoder",
@@ -260,6 +261,7 @@ def test_export_refuses_bad_requests(tmp_path: Path) -> None:
         ({"backend": "tensorrt"}, "unknown backend 'tensorrt'; choose one of: onnxruntime, python"),
         ({"kind": "tpu"}, "unknown kind 'tpu'"),
         ({"max_batch_size": 0}, "max_batch_size must be an integer >= 1"),
+        ({"sample_instances": 0}, "sample_instances must be an integer >= 1"),
         ({"models": ["mnist-vae", "mnist-vae"]}, "appears twice"),
         ({"models": []}, "at least one model"),
     ]:

@@ -835,6 +835,7 @@ def export_triton(
     ] = True,
     queue_delay_us: Annotated[int, typer.Option(min=0, help="Dynamic batcher's max queue delay, microseconds.")] = 500,
     instances: Annotated[int, typer.Option(min=1, help="Instances per encoder/decoder.")] = 1,
+    sample_instances: Annotated[int, typer.Option(min=1, help="Instances of NAME-sample (CPU).")] = 4,
 ) -> None:
     """Write a Triton Inference Server model repository: NAME-encoder, NAME-decoder, NAME-sample.
 
@@ -844,6 +845,7 @@ def export_triton(
     result = export_repository(
         model or [DEFAULT_MODEL], output, backend=backend, kind=kind, max_batch_size=max_batch_size,
         dynamic_batching=dynamic_batching, queue_delay_us=queue_delay_us, instances=instances,
+        sample_instances=sample_instances,
     )  # fmt: skip
     typer.echo(f"wrote {result.path}: {len(result.files)} files, models {', '.join(result.models)}")
     typer.echo(f"start Triton on it: see {result.path / 'README.md'}")
