@@ -10,7 +10,8 @@ Operations: `decode` (NAME-decoder, one code per request) and `sample` (NAME-sam
 path: a numpy prior draw, then a call of NAME-decoder inside the server). Reports requests per
 second, client-side p50/p99 latency, and the mean batch the decoder executed (Triton's own
 statistics: rows inferred / executions). Client and server share the machine's 2 cores, and
-other processes run beside them: read the numbers as relative, not as capacity.
+other processes run beside them: read the numbers as relative, not as capacity. Triton's own
+perf_analyzer does not install here (PyPI offers only a 0.1.0 placeholder to this machine).
 Writes benchmarks/results/triton_load.json and prints a Markdown table.
 """
 
@@ -134,7 +135,10 @@ def main() -> None:
                     client.close()
     meta = {
         "command": "python benchmarks/triton_load.py " + " ".join(sys.argv[1:]),
-        "server": "tritonserver 2.51 (nvidia-pytriton 0.7.0), Python backend, instances on CPU, 1 per model",
+        "server": (
+            "tritonserver 2.51 (nvidia-pytriton 0.7.0), Python backend, on CPU: 1 encoder and 1 decoder "
+            "instance, 4 sampler instances"
+        ),
         "client": "tritonclient.grpc, one thread per in-flight request (closed loop), same machine",
         "seconds_per_cell": seconds,
         "logical_cpus": os.cpu_count(),
