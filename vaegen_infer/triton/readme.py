@@ -29,7 +29,6 @@ def render(
             "This ONNX Runtime-backend layout has been checked against Triton's config schema and the\n"
             "bundle's sha256 hashes, but the vaegen-infer project has not run it on a Triton server."
         )
-        setup = ""
     else:
         backend_text = (
             "Every model runs on Triton's Python backend; encoder and decoder call vaegen_infer, so the\n"
@@ -37,10 +36,10 @@ def render(
             "stub of Triton 2.51 returns malformed outputs with numpy 2)."
         )
         setup = f"""
-### The backend's Python (`--backend python` only)
-Either install into the container's Python before starting the server:
+The backend's Python must hold those packages: install them into the container's Python before
+starting the server,
 
-    docker run --rm {gpus}-v $PWD:/models {CONTAINER} bash -c \\
+    docker run --rm {gpus}-p 8000:8000 -p 8001:8001 -p 8002:8002 -v $PWD:/models {CONTAINER} bash -c \\
       "pip install 'numpy<2' onnxruntime pillow typer && pip install --no-deps vaegen-infer && \\
        tritonserver --model-repository=/models"
 
@@ -48,7 +47,17 @@ or pack an environment (conda-pack) holding python, `numpy<2`, onnxruntime, pill
 vaegen-infer (`--no-deps`), and point each model at it with a parameter in its config.pbtxt:
 
     parameters: {{ key: "EXECUTION_ENV_PATH" value: {{ string_value: "$$TRITON_MODEL_DIRECTORY/../env.tar.gz" }} }}
+
+The vaegen-infer project has run this layout on Triton 2.51 (the tritonserver of the
+nvidia-pytriton 0.7.0 wheel, CPU, its stub's Python holding those packages), not in the container.
 """
+    start = (
+        f"""    docker run --rm {gpus}-p 8000:8000 -p 8001:8001 -p 8002:8002 -v $PWD:/models \\
+      {CONTAINER} tritonserver --model-repository=/models
+"""
+        if backend == "onnxruntime"
+        else setup
+    )
     return f"""# Triton model repository for {", ".join(names)}
 
 Written by `vaegen-infer export-triton` (backend: {backend}, instances on {kind.upper()}).
@@ -59,15 +68,14 @@ Written by `vaegen-infer export-triton` (backend: {backend}, instances on {kind.
 
 ## Start Triton on it
 
-    docker run --rm {gpus}-p 8000:8000 -p 8001:8001 -p 8002:8002 -v $PWD:/models \\
-      {CONTAINER} tritonserver --model-repository=/models
-{setup}
+{start.strip()}
+
 ## Call it
 
     import numpy as np, tritonclient.http as http
     c = http.InferenceServerClient("localhost:8000")
-    n = http.InferInput("n", [1], "INT64"); n.set_data_from_numpy(np.array([16]))
-    seed = http.InferInput("seed", [1], "INT64"); seed.set_data_from_numpy(np.array([0]))
+    n = http.InferInput("n", [1], "INT64"); n.set_data_from_numpy(np.array([16], dtype=np.int64))
+    seed = http.InferInput("seed", [1], "INT64"); seed.set_data_from_numpy(np.array([0], dtype=np.int64))
     x = c.infer("{first}-sample", [n, seed]).as_numpy("x")   # (16, C, H, W) float32 in [0, 1]
 
 The same seed gives the images of `vaegen-infer sample --model {first} --n 16 --seed 0`.
