@@ -278,6 +278,15 @@ def test_export_without_tritonclient_says_what_to_install(tmp_path: Path, monkey
     assert not (tmp_path / "repo").exists()
 
 
+def test_the_package_and_cli_import_without_tritonclient() -> None:
+    code = (
+        "import sys; sys.modules['tritonclient'] = None; "
+        "import vaegen_infer.cli, vaegen_infer.triton, vaegen_infer.triton.local; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
 def test_cli_export_triton(tmp_path: Path) -> None:
     out = tmp_path / "repo"
     runner = CliRunner()

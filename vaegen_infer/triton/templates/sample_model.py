@@ -29,8 +29,8 @@ def _scalar(request, name: str) -> int | None:
     return int(value[0])
 
 
-def _error(message: str):
-    code = getattr(pb_utils.TritonError, "INVALID_ARG", None)
+def _error(message: str, kind: str = "INVALID_ARG"):
+    code = getattr(pb_utils.TritonError, kind, None)
     err = pb_utils.TritonError(message) if code is None else pb_utils.TritonError(message, code)
     return pb_utils.InferenceResponse(output_tensors=[], error=err)
 
@@ -65,6 +65,10 @@ class TritonPythonModel:
             except SampleError as exc:
                 responses.append(_error(str(exc)))
                 continue
-            x = self._decode(z).astype(np.float32, copy=False)
+            try:
+                x = self._decode(z).astype(np.float32, copy=False)
+            except RuntimeError as exc:  # the decoder model failed: this request fails, the others go on
+                responses.append(_error(str(exc), "INTERNAL"))
+                continue
             responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("x", x)]))
         return responses
