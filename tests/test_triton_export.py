@@ -278,6 +278,15 @@ def test_export_without_tritonclient_says_what_to_install(tmp_path: Path, monkey
     assert not (tmp_path / "repo").exists()
 
 
+def test_a_decoder_with_inputs_besides_z_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    g = vi.load("mnist-aae")
+    g.manifest.decoder.inputs["y"] = [None, 10]  # a label-conditioned decoder, as issue 15 may bring
+    monkeypatch.setattr(triton_export, "load", lambda ref, providers: g)
+    with pytest.raises(UsageError, match=r"its decoder takes \['y'\] besides 'z'"):
+        export_repository(["mnist-aae"], tmp_path / "repo")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_package_and_cli_import_without_tritonclient() -> None:
     code = (
         "import sys; sys.modules['tritonclient'] = None; "

@@ -92,6 +92,14 @@ def test_sample_with_a_seed_gives_model_sample(clients: dict[str, Any], proto: s
 
 
 @pytest.mark.parametrize("proto", ["http", "grpc"])
+def test_the_largest_sample_request(clients: dict[str, Any], proto: str) -> None:
+    mod, c = clients[proto]
+    x = c.infer("mnist-vae-sample", [_int(mod, "n", 4096), _int(mod, "seed", 11)]).as_numpy("x")  # 12.8 MB
+    assert x.shape == (4096, 1, 28, 28)
+    assert np.abs(x - vi.load("mnist-vae").sample(4096, seed=11)).max() < 1e-5
+
+
+@pytest.mark.parametrize("proto", ["http", "grpc"])
 def test_labels_of_a_conditional_model(clients: dict[str, Any], proto: str) -> None:
     mod, c = clients[proto]
     g = vi.load("mnist-aae")
