@@ -103,6 +103,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="timed seconds per cell (max 20)")
     ap.add_argument("--concurrency", default="1,8,64")
+    ap.add_argument(
+        "--sample-instances", type=int, default=4, help="NAME-sample instances (export-triton's default: 4)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "triton_load.json")
     args = ap.parse_args()
     seconds = min(args.seconds, 20.0)
@@ -114,7 +117,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for batching in (True, False):
             repo = Path(tmp) / f"repo-{batching}"
-            export_repository([MODEL], repo, backend="python", kind="cpu", dynamic_batching=batching)
+            export_repository(
+                [MODEL], repo, backend="python", kind="cpu", dynamic_batching=batching,
+                sample_instances=args.sample_instances,
+            )  # fmt: skip
             with serve(repo, local, timeout_s=120) as running:
                 client = grpc.InferenceServerClient(running.grpc)
                 try:
@@ -137,7 +143,7 @@ def main() -> None:
         "command": "python benchmarks/triton_load.py " + " ".join(sys.argv[1:]),
         "server": (
             "tritonserver 2.51 (nvidia-pytriton 0.7.0), Python backend, on CPU: 1 encoder and 1 decoder "
-            "instance, 4 sampler instances"
+            f"instance, {args.sample_instances} sampler instances"
         ),
         "client": "tritonclient.grpc, one thread per in-flight request (closed loop), same machine",
         "seconds_per_cell": seconds,
