@@ -5,6 +5,7 @@ No server here (tests/test_triton_server.py runs one); these need only tritoncli
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import subprocess
@@ -147,10 +148,14 @@ def test_python_backend_configs(python_repo: Path) -> None:
 def test_prior_code_is_a_verbatim_copy_of_the_runtimes(onnx_repo: Path) -> None:
     copy = onnx_repo / "mnist-vae-sample" / "1" / "vaegen_prior_copy"
     src = Path(priors.__file__).parent
-    names = sorted(p.name for p in copy.glob("*.py"))
-    assert names == ["__init__.py", "errors.py", "manifest.py", "priors.py"]
-    for module in ("errors.py", "manifest.py", "priors.py"):
-        assert (copy / module).read_bytes() == (src / module).read_bytes()
+    copied = {p.stem for p in copy.glob("*.py")} - {"__init__"}
+    assert {"priors", "errors", "manifest"} <= copied
+    for module in copied:
+        assert (copy / f"{module}.py").read_bytes() == (src / f"{module}.py").read_bytes()
+        # every module it imports from the package was copied too (imports inside functions included)
+        tree = ast.parse((copy / f"{module}.py").read_text())
+        siblings = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1}
+        assert siblings <= copied, (module, siblings - copied)
 
 
 _DRAW = textwrap.dedent(
@@ -303,7 +308,13 @@ def test_cli_export_triton(tmp_path: Path) -> None:
         app, ["export-triton", "-m", "mnist-vae", "-o", str(out), "--backend", "python", "--kind", "cpu"]
     )
     assert result.exit_code == 0, result.output
-    assert f"wrote {out}: 19 files, models mnist-vae-encoder, mnist-vae-decoder, mnist-vae-sample" in result.stdout
+    # README; per graph model: config.pbtxt, model.py, bundle/ (3 files); sample: 4 files + the prior copy
+    n_prior = len(list((out / "mnist-vae-sample" / "1" / "vaegen_prior_copy").glob("*.py")))
+    assert n_prior >= 4
+    want = (
+        f"wrote {out}: {1 + 2 * 5 + 4 + n_prior} files, models mnist-vae-encoder, mnist-vae-decoder, mnist-vae-sample"
+    )
+    assert want in result.stdout
     assert _config(out / "mnist-vae-decoder" / "config.pbtxt").backend == "python"
     again = runner.invoke(app, ["export-triton", "-m", "mnist-vae", "-o", str(out)])
     assert again.exit_code == 2 and "already exists" in again.stderr and "Traceback" not in again.output
