@@ -249,7 +249,8 @@ def markdown(report: dict[str, Any]) -> str:
     lib = report["library"]
     lines = [
         f"Library `sample` at batch {lib['batch']}: **{lib['images_per_s']:,.0f} images/s** "
-        f"(p50 {lib['p50_ms']:.1f} ms), same run.",
+        f"(p50 {lib['p50_ms']:.1f} ms), same run. Load average (1, 5, 15 min) at the start "
+        f"{report['machine'].get('load_average', '?')}, at the end {report.get('load_average_end', '?')}.",
         "",
         "| batching | workload | clients | requests | req/s | images/s | p50 ms | p90 ms | p99 ms | errors | 503 "
         "| client CPU share | server RSS MB (start -> end) |",
@@ -337,6 +338,7 @@ def main() -> None:
         finally:
             server.stop()
     report["wall_s"] = round(time.time() - started, 1)
+    report["load_average_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())  # other processes' load
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "serve_load.md").write_text(markdown(report))
