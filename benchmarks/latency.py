@@ -297,7 +297,7 @@ def library_overhead(g: Any, rounds: int, block: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     z = g.sample_latents(1, seed=0)  # (1, D)
     x = g.decode(z)  # (1, C, H, W)
-    dec, enc = g._runner("decoder").session_for(1), g._runner("encoder").session_for(1)  # what batch 1 runs on
+    dec, enc = g.session_for("decoder", 1), g.session_for("encoder", 1)  # what batch 1 runs on
     cases = {
         "decode": (lambda: g.decode(z), lambda: dec.run(["x"], {"z": z})),
         "encode": (lambda: g.encode(x), lambda: enc.run(["mu", "logvar"], {"x": x})),

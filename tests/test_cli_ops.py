@@ -65,11 +65,19 @@ def test_reconstruct_shows_inputs_above_outputs(digit_dir: Path, tmp_path: Path)
 def test_interpolate_png_and_gif(digit_dir: Path, tmp_path: Path) -> None:
     a, b, c = (digit_dir / f"d{i}.png" for i in (0, 2, 4))
     code, out, err = run("interpolate", a, b, c, "--steps", "6", "--method", "slerp", "-o", tmp_path / "p.png")
-    assert code == 0 and "11 images" in out, err
-    code, _, err = run("interpolate", a, b, "--steps", "8", "--method", "lerp", "-o", tmp_path / "p.gif")
-    assert code == 0, err
+    # The count said is the count shown: 2 rows of 6 tiles (the middle anchor ends one and starts the next).
+    assert code == 0 and "12 tiles: 2 segments of 6 steps" in out, err
+    w, h = Image.open(tmp_path / "p.png").size
+    assert (w, h) > (6 * 56, 2 * 56) and h < 3 * 56
+    code, out, err = run("interpolate", a, b, "--steps", "8", "--method", "lerp", "-o", tmp_path / "p.gif")
+    assert code == 0 and "8 images on the path, 14 frames with --loop bounce" in out, err
     gif = Image.open(tmp_path / "p.gif")
     assert gif.n_frames == 8 + 6  # forth and back, ends not repeated
+    code, out, err = run("interpolate", a, b, "--steps", "8", "--loop", "forward", "-o", tmp_path / "f.gif")
+    assert code == 0 and "8 frames with --loop forward" in out, err
+    assert Image.open(tmp_path / "f.gif").n_frames == 8
+    code, _, err = run("interpolate", a, b, "--loop", "sideways", "-o", tmp_path / "x.gif")
+    assert code == 2 and "sideways" in err
 
 
 def test_shift_traverse_manifold(digit_dir: Path, tmp_path: Path) -> None:

@@ -378,3 +378,26 @@ def test_split_chunks_cover_the_batch_once() -> None:
         assert all(hi - lo >= 1 for lo, hi in spans) and all(hi - lo >= 32 for lo, hi in spans[:-1])
     assert len(runner.chunks(4096)) == 8  # about four per thread
     assert SplitRunner(object(), parts=1, min_rows=32).chunks(4096) == [(0, 4096)]
+
+
+def test_small_batches_alone_build_one_session_per_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vaegen_infer import model as model_module
+
+    made: list[bool] = []
+    real = model_module.create_session
+
+    def counting(data: bytes, request: ProviderRequest, small_batch: bool = False):  # type: ignore[no-untyped-def]
+        made.append(small_batch)
+        return real(data, request, small_batch)
+
+    monkeypatch.setattr(model_module, "create_session", counting)
+    g = vi.load("mnist-vae", providers="cpu", threads=2)
+    assert made == []  # load() makes no session
+    for seed in range(3):
+        g.sample(1, seed=seed)
+    assert made == [True]  # only the small-batch session; the split session is never needed
+    g.sample(256, seed=0)
+    assert made == [True, False]
+    assert g.session_for("decoder", 1) is not g.session_for("decoder", 256)
+    with pytest.raises(UsageError, match="unknown graph"):
+        g.session_for("prior", 1)

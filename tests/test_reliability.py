@@ -341,7 +341,8 @@ def test_streaming_matches_one_batch_for_a_mixture_prior() -> None:
         (["sample", "--n", "20000"], "do not fit in one picture"),
         (["sample", "--format", "npy", "-o", "x.png"], "writes a .npy file"),
         (["sample", "-o", "x.npy", "--format", "png"], "needs --format npy"),
-        (["sample", "--format", "tiff"], "'tiff' is not one of png, npy"),
+        (["sample", "--format", "psd"], "'psd' is not one of npy, png, jpg"),
+        (["sample", "--format", "jpg", "-o", "x.png"], "--format jpg does not match the file name 'x.png'"),
     ],
 )
 def test_sample_format_errors(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -158,6 +158,26 @@ class DataOptions:
             isinstance(self.n_images, bool) or not isinstance(self.n_images, (int, np.integer)) or self.n_images < 2
         ):
             raise UsageError(f"n_images must be an integer >= 2 (train + validation), got {self.n_images!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, for a checkpoint (export re-loads the data with `from_dict`)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key in ("attributes", "cache_dir"):
+            out[key] = None if out[key] is None else str(out[key])
+        out["image_size"] = None if self.image_size is None else list(self.image_size)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DataOptions:
+        """The inverse of to_dict; unknown keys are refused, missing ones take their defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UsageError(f"unknown data option(s) {', '.join(unknown)}: known are {', '.join(sorted(known))}")
+        values = dict(d)
+        if values.get("image_size") is not None:
+            values["image_size"] = tuple(values["image_size"])
+        return cls(**values)
 
     def preprocess_for(self, channels: int, height: int, width: int) -> Preprocess:
         """The preprocessing that turns data of this native shape into what was asked for."""

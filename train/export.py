@@ -11,7 +11,6 @@ import io
 import json
 import logging
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from train.config import ModelConfig
 from train.models import Autoencoder, DecoderGraph, EncoderGraph
 from vaegen_infer.bundle import sha256_file
 from vaegen_infer.errors import UsageError, VaegenError
+from vaegen_infer.io import make_temp_dir
 from vaegen_infer.manifest import (
     DECODER_INPUT,
     DECODER_OUTPUTS,
@@ -194,7 +194,7 @@ def write_bundle(
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists; pass --overwrite to replace it")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = make_temp_dir(out)
     try:
         for name, data in graphs.items():
             (tmp / name).write_bytes(data)

@@ -8,16 +8,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import latent
 from .bundle import Bundle, open_bundle, read_manifest, shipped_dir, user_dir
 from .errors import UsageError
-from .images import load_images
-from .io import save_json
+from .io import make_temp_dir, save_json
 from .manifest import MANIFEST_FILE, Attribute
 from .model import Model
 from .providers import ProviderRequest
@@ -49,7 +49,7 @@ def writable_copy(bundle: Bundle) -> tuple[Path, Path | None]:
     if dest.exists():
         return dest, None
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    tmp = make_temp_dir(dest)
     try:
         shutil.copytree(bundle.path, tmp, dirs_exist_ok=True)
         tmp.rename(dest)
@@ -62,15 +62,19 @@ def writable_copy(bundle: Bundle) -> tuple[Path, Path | None]:
 def add_attribute(
     model: str | os.PathLike[str],
     name: str,
-    with_items: Sequence[str | os.PathLike[str]],
-    without_items: Sequence[str | os.PathLike[str]],
+    with_items: Sequence[str | os.PathLike[str]] | np.ndarray,
+    without_items: Sequence[str | os.PathLike[str]] | np.ndarray,
     description: str = "",
     replace: bool = False,
     strict: bool = False,
     invert: bool = False,
     note: Callable[[str], None] | None = None,
 ) -> AddedAttribute:
-    """Encode both image sets, compute v = mean(mu | with) - mean(mu | without), and store it."""
+    """Encode both image sets, compute v = mean(mu | with) - mean(mu | without), and store it in
+    the user's copy of the bundle (a shipped bundle is copied first, never changed).
+
+    Each set is image files (paths, directories, globs) or an image array (N, C, H, W) as
+    `Model.encode` takes it."""
     if not _NAME.match(name):
         raise UsageError(f"bad attribute name '{name}': use lowercase letters, digits, '-', '_' or '.'")
     bundle = open_bundle(model)
@@ -80,8 +84,13 @@ def add_attribute(
     if existing is not None and not replace:
         raise UsageError(f"attribute '{name}' already exists; pass --replace to recompute it")
     g = Model(bundle, ProviderRequest("auto"))
-    x_with, _ = load_images(with_items, g.image_shape, strict=strict, invert=invert, note=note)
-    x_without, _ = load_images(without_items, g.image_shape, strict=strict, invert=invert, note=note)
+
+    def images(items: Sequence[str | os.PathLike[str]] | np.ndarray) -> np.ndarray:
+        if isinstance(items, np.ndarray):
+            return g.check_images(items)
+        return g.load_images(items, strict=strict, invert=invert, note=note)[0]
+
+    x_with, x_without = images(with_items), images(without_items)
     v = latent.direction(g.encode(x_with)[0], g.encode(x_without)[0])
     desc = description or f"user direction from {len(x_with)} images with, {len(x_without)} without"
     attr = Attribute(v, desc, "user")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup
 
 from . import __version__
 from .bundle import DEFAULT_MODEL, available, open_bundle
@@ -24,6 +24,17 @@ from .errors import VaegenError
 from .providers import PROVIDER_CHOICES
 
 _DEBUG_ENV = "VAEGEN_INFER_DEBUG"
+
+
+def _usage_name(self: TyperArgument) -> str:
+    """Arguments in usage lines as click writes them (IMAGES..., [IMAGE]); Typer 0.29 writes a
+    required one as {images}... and adds a Python type such as <list[str]> that a user cannot act on."""
+    name = self.display_name_raw.upper() + ("..." if self.nargs != 1 else "")
+    return name if self.required else f"[{name}]"
+
+
+TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
 
 
 class _Group(TyperGroup):
@@ -145,20 +156,28 @@ PROGRESS_FROM = 20_000  # show a progress bar on stderr from this many samples o
 # seen (a 4096-image batch holds ~100 MB of feature maps), so smaller runs bound the peak memory:
 # measured peak RSS for 100,000 samples, 463 MB with 4096 per run, see README "errors and limits".
 STREAM_CHUNK = 1024
+FORMATS_HELP = "png, jpg, webp, bmp, tiff or gif"
 
 
 def _sample_output(fmt: str | None, output: Path | None) -> tuple[str, Path]:
-    """Resolve --format and --output against each other: (png|npy, path)."""
-    if fmt is not None and fmt not in ("png", "npy"):
-        raise typer.BadParameter(f"'{fmt}' is not one of png, npy", param_hint="--format")
-    if fmt is None:
-        fmt = "npy" if output is not None and output.suffix.lower() == ".npy" else "png"
+    """Resolve --format and --output against each other: (npy or an image format name, path)."""
+    from .images import IMAGE_FORMATS, image_format
+
+    choices = ("npy", *IMAGE_FORMATS)
+    if fmt is not None:
+        fmt = fmt.lower().lstrip(".")
+        if fmt not in choices:
+            raise typer.BadParameter(f"'{fmt}' is not one of npy, {', '.join(IMAGE_FORMATS)}", param_hint="--format")
     if output is None:
-        output = Path("samples.npy" if fmt == "npy" else "samples.png")
+        output = Path(f"samples.{'png' if fmt is None else fmt}")
+    if fmt is None:
+        fmt = "npy" if output.suffix.lower() == ".npy" else image_format(output)
     if fmt == "npy" and output.suffix.lower() != ".npy":
         raise typer.BadParameter(f"--format npy writes a .npy file, not '{output.name}'", param_hint="--output")
-    if fmt == "png" and output.suffix.lower() == ".npy":
+    if fmt != "npy" and output.suffix.lower() == ".npy":
         raise typer.BadParameter("a .npy output needs --format npy", param_hint="--format")
+    if fmt != "npy" and image_format(output) != fmt and {fmt, image_format(output)} != {"jpg", "jpeg"}:
+        raise typer.BadParameter(f"--format {fmt} does not match the file name '{output.name}'", param_hint="--format")
     return fmt, output
 
 
@@ -177,6 +196,31 @@ def _progress(total: int, show: bool) -> Iterator[Callable[[int], None]]:
         yield lambda k: bar.advance(task, k)
 
 
+OutDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out-dir", help="Also (or, without --output, only) write each image as a numbered PNG in this directory."
+    ),
+]
+
+
+def _write(
+    grid: Any, output: Path | None, default: str, out_dir: Path | None, scale: int | None = None, files: Any = None
+) -> str:
+    """Write a grid as one picture (unless only --out-dir was given) and `files` (default: the
+    grid's tiles) to --out-dir, one PNG each; return what was written, for the closing line."""
+    from .images import save_image, save_images
+
+    written = []
+    if output is not None or out_dir is None:
+        path = save_image(output or Path(default), grid.image(scale))
+        written.append(str(path))
+    if out_dir is not None:
+        files = save_images(out_dir, grid.images if files is None else files)
+        written.append(f"{len(files)} files in {out_dir}")
+    return " and ".join(written)
+
+
 @app.command()
 def sample(
     n: Annotated[int, typer.Option("--n", "-n", help="How many images to generate.")] = 64,
@@ -188,18 +232,20 @@ def sample(
         str | None,
         typer.Option(
             "--format",
-            help="png (or any image format): one grid picture, up to 10,000 images; npy: an (N, C, H, W) "
-            "float32 array written in chunks, any N. Default: from the output's extension.",
+            help=f"An image format ({FORMATS_HELP}): one grid picture of up to 10,000 images; or npy: an "
+            "(N, C, H, W) float32 array written in chunks, any N. Default: from the output's extension.",
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed; the same seed gives the same images.")] = None,
     label: Annotated[str | None, typer.Option(help="Class to draw from (label-conditioned models only).")] = None,
     per_label: Annotated[
-        int | None, typer.Option(min=1, max=64, help="Label-conditioned models: a row of this many per label.")
+        int | None,
+        typer.Option(min=1, max=64, help="Label-conditioned models: a row of this many per label (label i: seed + i)."),
     ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     cols: Annotated[int | None, typer.Option(min=1, help="Grid columns (default: near-square).")] = None,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale each image this many times.")] = 2,
+    out_dir: OutDirOpt = None,
     providers: ProvidersOpt = "auto",
     threads: ThreadsOpt = None,
     device_id: DeviceOpt = 0,
@@ -210,14 +256,16 @@ def sample(
 
     Label-conditioned models (see `vaegen-infer models`) draw from one class with --label, or show
     every class, a row each, with --per-label."""
-    from .images import labelled_grid, make_grid, save_image
+    from . import grids
     from .model import check_count
 
     check_count(n)
     if per_label is not None and label is not None:
         raise typer.BadParameter("give either --label or --per-label, not both", param_hint="--per-label")
-    fmt, output = _sample_output(fmt, output)
-    if fmt == "png" and n > MAX_GRID and per_label is None:
+    fmt, path = _sample_output(fmt, output)
+    if fmt == "npy" and (per_label is not None or out_dir is not None):
+        raise typer.BadParameter("--per-label and --out-dir write pictures; drop --format npy", param_hint="--format")
+    if fmt != "npy" and n > MAX_GRID and per_label is None and out_dir is None:
         raise typer.BadParameter(
             f"{n:,} images do not fit in one picture (at most {MAX_GRID:,}); use --format npy", param_hint="--n"
         )
@@ -227,27 +275,27 @@ def sample(
     if fmt == "npy":
         from .io import save_npy_stream
 
-        if per_label is not None:
-            raise typer.BadParameter("--per-label writes a picture; drop --format npy", param_hint="--per-label")
         with _progress(n, show=n >= PROGRESS_FROM) as advance:
             blocks = g.iter_samples(n, seed=seed, label=label, chunk=STREAM_CHUNK)
-            path = save_npy_stream(output, (n, *g.image_shape), blocks, advance)
-        _done(path, f"{n:,} samples as a float32 array {(n, *g.image_shape)} from {g.name}, seed {seed}")
+            written = save_npy_stream(path, (n, *g.image_shape), blocks, advance)
+        _done(written, f"{n:,} samples as a float32 array {(n, *g.image_shape)} from {g.name}, seed {seed}")
         return
     if per_label is not None:
-        names = g.manifest.labels or []
-        g.label_index(names[0] if names else 0)  # refuses unconditional models with the usual message
-        rows = [g.sample(per_label, seed=seed + i, label=name) for i, name in enumerate(names)]
-        import numpy as np
-
-        grid = labelled_grid(np.stack(rows), row_labels=names, scale=scale)
-        path = save_image(output, grid)
-        _done(path, f"{per_label} samples for each of {len(names)} labels from {g.name}, seed {seed}")
+        grid = grids.per_label_grid(g, per_label, seed)
+        what = _write(grid, output, str(path), out_dir, scale)
+        typer.echo(f"wrote {what} ({per_label} samples for each of {grid.shape[0]} labels from {g.name}, seed {seed})")
         return
-    images = g.sample(n, seed=seed, label=label)  # (n, C, H, W)
-    path = save_image(output, make_grid(images, cols=cols, scale=scale))
-    what = f"{n} samples" + (f" of label {label}" if label is not None else "")
-    _done(path, f"{what} from {g.name}, seed {seed}")
+    grid = grids.sample_grid(g, n, seed, label=label, cols=cols)
+    what = _write(grid, output, str(path), out_dir, scale)
+    of_label = f" of label {label}" if label is not None else ""
+    typer.echo(f"wrote {what} ({_plural(n, 'sample')}{of_label} from {g.name}, seed {seed})")
+
+
+def _labels_summary(labels: Sequence[str] | None, conditional: bool) -> str:
+    if not labels:
+        return "-"
+    text = ",".join(labels) if len(",".join(labels)) <= 24 else f"{labels[0]}..{labels[-1]} ({len(labels)})"
+    return text + (" (by label)" if conditional else "")
 
 
 @app.command()
@@ -257,15 +305,16 @@ def models() -> None:
     if not found:
         typer.echo("no bundles found")
         return
-    rows = [("NAME", "KIND", "LATENT", "PRIOR", "LABELS", "ORIGIN", "DESCRIPTION")]
+    rows = [("NAME", "KIND", "LATENT", "PRIOR", "IMAGE", "LABELS", "ORIGIN", "DESCRIPTION")]
     for name, (path, origin) in found.items():
         try:
             m = open_bundle(path).manifest
         except VaegenError as exc:
-            rows.append((name, "?", "?", "?", "?", origin, f"damaged: {exc}"))
+            rows.append((name, "?", "?", "?", "?", "?", origin, f"damaged: {exc}"))
             continue
-        labels = "by label" if m.conditional else "-"
-        rows.append((name, m.kind, str(m.latent_dim), m.prior.name, labels, origin, m.description))
+        image = f"{m.image.channels}x{m.image.height}x{m.image.width}"
+        labels = _labels_summary(m.labels, m.conditional)
+        rows.append((name, m.kind, str(m.latent_dim), m.prior.name, image, labels, origin, m.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         typer.echo("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
@@ -283,15 +332,23 @@ def info(
     g = _load(model, providers, threads, device_id, tf32)
     m = g.manifest
     started = time.perf_counter()
-    active = g.provider("decoder")
+    g.session_for("decoder", 1)  # creates the session a single image runs on, and checks the graph
     ms = (time.perf_counter() - started) * 1000
+    active = g.provider("decoder")
+    likelihood = m.image.likelihood
+    if likelihood == "gaussian":
+        import math
+
+        likelihood += f" (sigma {math.exp(m.image.log_sigma):.4g})"
+    pre = m.image.preprocess
     lines = [
         f"name:        {m.name}",
         f"kind:        {m.kind}",
         f"description: {m.description or '-'}",
         f"path:        {g.bundle.path} ({g.bundle.origin})",
         f"image:       {m.image.channels}x{m.image.height}x{m.image.width}, values in "
-        f"[{m.image.value_range[0]:g}, {m.image.value_range[1]:g}], {m.image.likelihood} likelihood",
+        f"[{m.image.value_range[0]:g}, {m.image.value_range[1]:g}], {likelihood} likelihood, {m.image.data_kind} data",
+        f"preprocess:  {'centre crop ' + str(pre.crop) + ', ' if pre.crop else ''}resize {pre.resize}",
         f"latent:      {m.latent_dim} dimensions, prior {g.prior.describe()}",
         f"labels:      {', '.join(m.labels) if m.labels else '-'}" + (" (sample by label)" if m.conditional else ""),
         f"attributes:  {', '.join(m.attributes) or '-'}",
@@ -312,7 +369,10 @@ def info(
 # -- image-based commands ---------------------------------------------------------------------
 
 ImagesArg = Annotated[
-    list[str], typer.Argument(help="Image files, directories (their images) or glob patterns; any Pillow format.")
+    list[str],
+    typer.Argument(
+        metavar="IMAGES", help="Image files, directories (their images) or glob patterns; any Pillow format."
+    ),
 ]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Refuse images of the wrong size instead of resizing.")]
 InvertOpt = Annotated[bool, typer.Option("--invert", help="Invert grey levels (dark strokes on light paper).")]
@@ -324,18 +384,17 @@ def _note(message: str) -> None:
 
 
 def _images(g: Any, items: list[str], strict: bool, invert: bool) -> tuple[Any, list[Path]]:
-    from .images import load_images
-
-    return load_images(items, g.image_shape, strict=strict, invert=invert, note=_note)
+    return g.load_images(items, strict=strict, invert=invert, note=_note)
 
 
-def _short(path: Path, limit: int = 14) -> str:
-    name = path.stem
-    return name if len(name) <= limit else name[: limit - 1] + "~"
+def _names(paths: Sequence[Path], limit: int = 14) -> list[str]:
+    from .grids import short_name
+
+    return [short_name(p.stem, limit) for p in paths]
 
 
-def _signed(v: float) -> str:
-    return f"{v:+g}" if v else "0"
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @app.command()
@@ -365,112 +424,118 @@ def encode(
             "model": g.name, "latent_dim": g.latent_dim, "inputs": [str(p) for p in paths],
             "mu": mu.tolist(), "logvar": logvar.tolist(),
         })  # fmt: skip
-    _done(output, f"{len(paths)} codes of {g.latent_dim} dimensions from {g.name}")
+    _done(output, f"{_plural(len(paths), 'code')} of {g.latent_dim} dimensions from {g.name}")
 
 
 @app.command()
 def decode(
     latents: Annotated[
-        Path, typer.Argument(help="Codes: .npy (N x D or D) or .json (from encode, or a list of lists).")
+        Path, typer.Argument(metavar="CODES", help="Codes: .npy (N x D or D) or .json (from encode, or lists).")
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output image grid.")] = Path("decoded.png"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output image grid [decoded.png].")] = None,
     model: ModelOpt = DEFAULT_MODEL,
     cols: Annotated[int | None, typer.Option(min=1, help="Grid columns (default: near-square).")] = None,
     scale: ScaleOpt = 2,
+    out_dir: OutDirOpt = None,
     providers: ProvidersOpt = "auto",
 ) -> None:
     """Decode latent codes to images, written as one grid."""
-    from .images import make_grid, save_image
+    from . import grids
     from .latentfile import read_latents
 
     g = _load(model, providers)
-    z = read_latents(latents)
-    x = g.decode(z)
-    save_image(output, make_grid(x, cols=cols, scale=scale))
-    _done(output, f"{len(x)} images from {g.name}")
+    grid = grids.decode_grid(g, read_latents(latents), cols=cols)
+    what = _write(grid, output, "decoded.png", out_dir, scale)
+    typer.echo(f"wrote {what} ({_plural(grid.n, 'image')} from {g.name})")
 
 
 @app.command()
 def reconstruct(
     images: ImagesArg,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output grid: inputs above reconstructions.")] = Path(
-        "reconstruct.png"
-    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output grid: inputs above reconstructions [reconstruct.png].")
+    ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     sample: Annotated[bool, typer.Option("--sample", help="Decode z ~ q(z|x) instead of the mean mu.")] = False,
     seed: Annotated[int | None, typer.Option(help="Seed for --sample.")] = 0,
     cols: Annotated[int, typer.Option(min=1, help="Images per row.")] = 10,
     scale: ScaleOpt = 2,
+    out_dir: OutDirOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
 ) -> None:
     """Encode and decode images; the grid shows each input above its reconstruction."""
-    import numpy as np
-
-    from .images import labelled_grid, save_image
+    from . import grids
 
     g = _load(model, providers)
     x, _ = _images(g, images, strict, invert)
-    rec = g.reconstruct(x, sample=sample, seed=seed)
-    n = len(x)
-    cols = min(cols, n)
-    rows = -(-n // cols)
-    blank = np.zeros((rows * cols - n, *g.image_shape), np.float32)
-    top = np.concatenate([x, blank]).reshape(rows, 1, cols, *g.image_shape)
-    bottom = np.concatenate([rec, blank]).reshape(rows, 1, cols, *g.image_shape)
-    tiles = np.concatenate([top, bottom], axis=1).reshape(2 * rows, cols, *g.image_shape)
-    labels = ["input", "output"] * rows
-    grid = labelled_grid(tiles, row_labels=labels, scale=scale, gap_after_rows=range(1, 2 * rows, 2))
-    save_image(output, grid)
-    _done(output, f"{n} reconstructions by {g.name}")
+    grid = grids.reconstruct_grid(g, x, cols=cols, sample=sample, seed=seed)
+    outputs = grid.tiles[1::2].reshape(-1, *g.image_shape)[: len(x)]  # the output rows: one file per input
+    what = _write(grid, output, "reconstruct.png", out_dir, scale, files=outputs)
+    typer.echo(f"wrote {what} ({_plural(len(x), 'reconstruction')} by {g.name})")
+
+
+LOOPS = ("bounce", "forward")
 
 
 @app.command()
 def interpolate(
-    anchors: Annotated[list[str], typer.Argument(help="Two or more images (A B [C ...]), or one .npy/.json of codes.")],
+    anchors: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="ANCHORS", help="Two or more images (A B C ...), or one .npy/.json file of two or more codes."
+        ),
+    ],
     steps: Annotated[int, typer.Option(help="Images per segment, both ends included (>= 2).")] = 10,
     method: Annotated[str, typer.Option(help="slerp (keeps the norm, for Gaussian priors) or lerp.")] = "slerp",
     output: Annotated[
         Path, typer.Option("--output", "-o", help=".png grid (a row per segment) or .gif animation.")
     ] = Path("interpolate.png"),
+    loop: Annotated[
+        str, typer.Option(help="GIF only: bounce (A to B and back, no jump) or forward (A to B, then restart).")
+    ] = "bounce",
     model: ModelOpt = DEFAULT_MODEL,
     scale: ScaleOpt = 2,
+    out_dir: OutDirOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
 ) -> None:
-    """Walk through latent space from A to B (to C ...) and decode the path."""
-    from . import latent
-    from .images import labelled_grid, save_gif, save_image
+    """Walk through latent space from A to B (to C ...) and decode the path.
+
+    A grid shows one row per segment, so an inner anchor ends one row and starts the next. A GIF
+    shows each image of the path once per pass; with --loop bounce it plays back again."""
+    from . import grids
+    from .images import save_gif, save_images
+    from .latent import METHODS
     from .latentfile import read_latents
 
-    if steps < 2:
-        raise typer.BadParameter(f"steps must be at least 2 (both ends included), got {steps}", param_hint="--steps")
-    if method not in latent.METHODS:
-        raise typer.BadParameter(f"'{method}' is not one of {', '.join(latent.METHODS)}", param_hint="--method")
+    if method not in METHODS:
+        raise typer.BadParameter(f"'{method}' is not one of {', '.join(METHODS)}", param_hint="--method")
+    if loop not in LOOPS:
+        raise typer.BadParameter(f"'{loop}' is not one of {', '.join(LOOPS)}", param_hint="--loop")
     g = _load(model, providers)
     if len(anchors) == 1 and Path(anchors[0]).suffix.lower() in (".npy", ".json"):
-        codes = read_latents(Path(anchors[0]))
-        names = [f"z{i}" for i in range(len(codes))]
+        points = list(read_latents(Path(anchors[0])))
+        names = [f"z{i}" for i in range(len(points))]
     else:
         x, paths = _images(g, anchors, strict, invert)
-        codes = g.as_latents(list(x))
-        names = [_short(p, 10) for p in paths]
-    if len(codes) < 2:
+        points, names = list(x), _names(paths, 10)
+    if len(points) < 2:
         raise typer.BadParameter("interpolation needs at least two anchors", param_hint="ANCHORS")
-    frames = g.decode(latent.path(codes, steps, method))  # ((K-1)(steps-1)+1, C, H, W)
     if output.suffix.lower() == ".gif":
-        save_gif(output, frames, scale=max(scale, 3))
-    else:
-        segs = len(codes) - 1
-        import numpy as np
-
-        rows = [frames[i * (steps - 1) : i * (steps - 1) + steps] for i in range(segs)]
-        tiles = np.stack(rows)  # (segments, steps, C, H, W)
-        labels = [f"{names[i]}>{names[i + 1]}" for i in range(segs)] if segs > 1 else None
-        save_image(output, labelled_grid(tiles, row_labels=labels, scale=scale))
-    _done(output, f"{len(frames)} images, {method}, {len(codes)} anchors")
+        frames = g.interpolate(*points, steps=steps, method=method)  # ((K-1)(steps-1)+1, C, H, W)
+        shown = save_gif(output, frames, scale=max(scale, 3), loop=loop)
+        if out_dir is not None:
+            save_images(out_dir, frames)
+        typer.echo(f"wrote {output} ({len(frames)} images on the path, {shown} frames with --loop {loop}, "
+                   f"{method}, {len(points)} anchors)")  # fmt: skip
+        return
+    grid = grids.interpolate_grid(g, points, steps=steps, method=method, names=names)
+    rows, cols = grid.shape
+    what = _write(grid, output, "interpolate.png", out_dir, scale)
+    typer.echo(f"wrote {what} ({rows * cols} tiles: {_plural(rows, 'segment')} of {cols} steps, {method})")
 
 
 @app.command()
@@ -481,136 +546,174 @@ def shift(
     ],
     amounts: Annotated[str, typer.Option(help="Comma-separated multiples of the direction.")] = "-2,-1,0,1,2",
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output grid: a row per image, a column per amount.")
-    ] = Path("shift.png"),
+        Path | None, typer.Option("--output", "-o", help="Grid: a row per image, a column per amount [shift.png].")
+    ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     scale: ScaleOpt = 2,
+    out_dir: OutDirOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
 ) -> None:
     """Move images along a named attribute direction (mu + amount * v) and decode.
 
-    Built-in MNIST directions: thickness, slant, width (amount 1 = one standard deviation of that
-    property in the training images) and digit-0 ... digit-9 (amount 1 = from the average digit to
-    the average k)."""
-    from . import latent
-    from .images import labelled_grid, save_image
+    `vaegen-infer attributes list --model NAME` shows a bundle's directions and what amount 1
+    means for each (for mnist-vae's thickness, slant and width: one standard deviation of that
+    property in the training images; for digit-k: from the average digit to the average k)."""
+    from . import grids, latent
 
     values = latent.parse_amounts(amounts)
     g = _load(model, providers)
     g.attribute(attribute)  # fail on an unknown name before reading any image
     x, paths = _images(g, images, strict, invert)
-    tiles = g.shift(x, attribute, values)  # (N, A, C, H, W)
-    labels = [_short(p) for p in paths] if len(paths) > 1 else None
-    save_image(output, labelled_grid(tiles, row_labels=labels, col_labels=[_signed(v) for v in values], scale=scale))
-    n_img = len(paths)
-    _done(output, f"{n_img} image{'s' if n_img != 1 else ''} x {len(values)} amounts of '{attribute}'")
+    grid = grids.shift_grid(g, x, attribute, values, names=_names(paths))
+    what = _write(grid, output, "shift.png", out_dir, scale)
+    typer.echo(f"wrote {what} ({_plural(len(paths), 'image')} x {len(values)} amounts of '{attribute}')")
 
 
 @app.command()
 def traverse(
     image: Annotated[
-        str | None, typer.Argument(help="Image whose code is the centre (default: the prior's centre, 0).")
+        str | None, typer.Argument(metavar="IMAGE", help="Image whose code is the centre (default: the prior's mean).")
     ] = None,
     dims: Annotated[
-        str | None, typer.Option(help="Dimensions: 0-7, 3 or 0,2,5 (default: the 8 most used, by KL).")
+        str | None,
+        typer.Option(help="Dimensions: 0-7, 3 or 0,2,5 (default: the 8 most used, as `info` orders them)."),
     ] = None,
     span: Annotated[
         float, typer.Option(help="Vary each dimension over the prior mean +- span prior standard deviations.")
     ] = 3.0,
     steps: Annotated[int, typer.Option(help="Values per dimension (>= 2).")] = 9,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output grid: a row per dimension.")] = Path(
-        "traverse.png"
-    ),
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output grid: a row per dimension [traverse.png].")
+    ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     scale: ScaleOpt = 2,
+    out_dir: OutDirOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
 ) -> None:
-    """Vary one latent dimension at a time, holding the others at the image's code (or 0)."""
-    from . import latent
-    from .images import labelled_grid, save_image
+    """Vary one latent dimension at a time, the others held at the image's code (or the prior's mean).
 
-    if steps < 2:
-        raise typer.BadParameter(f"steps must be at least 2, got {steps}", param_hint="--steps")
+    Dimensions are ordered most used first: by their KL on validation images when the bundle
+    records it (Gaussian-prior VAEs), else by the variance of mu across validation images."""
+    from . import grids, latent
+
     if not span > 0 or span != span or span == float("inf"):
         raise typer.BadParameter(f"span must be a positive number, got {span}", param_hint="--span")
     g = _load(model, providers)
-    order = latent.parse_dims(dims, g.latent_dim) if dims else g.dims_by_importance()[:8]
+    order = latent.parse_dims(dims, g.latent_dim) if dims else None
     base = None
     if image is not None:
         x, _ = _images(g, [image], strict, invert)
         if len(x) != 1:
             raise typer.BadParameter(f"'{image}' names {len(x)} images; traverse takes one", param_hint="IMAGE")
         base = x[0]
-    tiles = g.traverse(base, dims=order, span=span, steps=steps)
-    import numpy as np
+    grid = grids.traverse_grid(g, base, dims=order, span=span, steps=steps)
+    what = _write(grid, output, "traverse.png", out_dir, scale)
+    typer.echo(f"wrote {what} ({_plural(grid.shape[0], 'dimension')} x {steps} values, span {span:g} sd)")
 
-    cols = [_signed(round(float(v), 2)) for v in np.linspace(-span, span, steps)]
-    save_image(output, labelled_grid(tiles, row_labels=[f"z{d}" for d in order], col_labels=cols, scale=scale))
-    _done(output, f"{len(order)} dimensions x {steps} values, span {span:g} sd")
+
+def _pair(dims: str | None, latent_dim: int) -> list[int] | None:
+    from . import latent
+
+    if not dims:
+        return None
+    chosen = latent.parse_dims(dims, latent_dim)
+    if len(chosen) != 2:
+        raise typer.BadParameter(f"give exactly two dimensions, got {dims}", param_hint="--dims")
+    return chosen
 
 
 @app.command()
 def manifold(
     n: Annotated[int, typer.Option("--n", "-n", min=2, max=100, help="Grid size: n x n images.")] = 20,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = Path("manifold.png"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output image [manifold.png].")] = None,
     model: ModelOpt = "mnist-vae-2d",
-    dims: Annotated[str | None, typer.Option(help="Two dimensions, e.g. 0,1 (default: the two most used).")] = None,
+    dims: Annotated[
+        str | None, typer.Option(help="Two dimensions, e.g. 0,1 (default: the two most used, in index order).")
+    ] = None,
     scale: ScaleOpt = 1,
+    out_dir: OutDirOpt = None,
     providers: ProvidersOpt = "auto",
 ) -> None:
     """Decode a grid over the prior's quantiles of two latent dimensions (the classic MNIST manifold)."""
-    from . import latent
-    from .images import make_grid, save_image
+    from . import grids
 
     g = _load(model, providers)
-    pair = None
-    if dims:
-        chosen = latent.parse_dims(dims, g.latent_dim)
-        if len(chosen) != 2:
-            raise typer.BadParameter(f"give exactly two dimensions, got {dims}", param_hint="--dims")
-        pair = (chosen[0], chosen[1])
-    tiles = g.manifold(n, pair)  # (n, n, C, H, W)
-    save_image(output, make_grid(tiles.reshape(n * n, *g.image_shape), cols=n, pad=0, scale=scale))
-    _done(output, f"{n}x{n} manifold of {g.name}")
+    grid = grids.manifold_grid(g, n, _pair(dims, g.latent_dim))
+    typer.echo(f"wrote {_write(grid, output, 'manifold.png', out_dir, scale)} ({n}x{n} manifold of {g.name})")
 
 
 @app.command("latent-map")
 def latent_map_command(
-    data: Annotated[Path, typer.Option("--data", help="MNIST IDX directory, or a folder with a sub-folder per class.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="Labelled images: an MNIST IDX directory (t10k-*/train-*-ubyte[.gz]), or a folder with one "
+            "sub-folder per class named as the model's labels (see `info`).",
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output image.")] = Path("latent-map.png"),
     model: ModelOpt = "mnist-aae",
     limit: Annotated[int, typer.Option(min=1, help="Plot at most this many images (the first ones).")] = 10_000,
-    dims: Annotated[str | None, typer.Option(help="Two dimensions, e.g. 0,1 (default: the two most used).")] = None,
+    dims: Annotated[
+        str | None, typer.Option(help="Two dimensions, e.g. 0,1 (default: the two most used, in index order).")
+    ] = None,
     providers: ProvidersOpt = "auto",
 ) -> None:
     """Plot labelled images' codes, coloured by class, over the prior's density (2-D view)."""
-    from . import latent
+    from . import grids
     from .datasets import load_labelled
     from .images import save_image
-    from .plots import latent_map
 
     g = _load(model, providers)
-    if g.latent_dim < 2:
-        raise typer.BadParameter("a latent map needs at least 2 latent dimensions", param_hint="--model")
-    pair = (0, 1) if g.latent_dim == 2 else tuple(g.dims_by_importance()[:2])
-    if dims:
-        chosen = latent.parse_dims(dims, g.latent_dim)
-        if len(chosen) != 2:
-            raise typer.BadParameter(f"give exactly two dimensions, got {dims}", param_hint="--dims")
-        pair = (chosen[0], chosen[1])
+    pair = _pair(dims, g.latent_dim)
     x, y, names = load_labelled(data, g.image_shape, g.manifest.labels)
     x, y = x[:limit], y[:limit]
-    mu, _ = g.encode(x)
-    title = f"{g.name}: {len(x):,} codes over the {g.prior.name} prior"
-    if g.latent_dim > 2:
-        title += f" (dimensions {pair[0]} and {pair[1]} of {g.latent_dim})"
-    image = latent_map(mu, y, g.prior, names, dims=(int(pair[0]), int(pair[1])), title=title)
-    save_image(output, image)
-    _done(output, f"{len(x)} codes of {g.name}")
+    save_image(output, grids.latent_map(g, x, y, dims=pair, label_names=names))
+    _done(output, f"{_plural(len(x), 'code')} of {g.name}")
+
+
+@app.command()
+def score(
+    images: ImagesArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV file, one row per image.")] = Path("scores.csv"),
+    model: ModelOpt = DEFAULT_MODEL,
+    k: Annotated[int, typer.Option("-k", "--samples", min=1, max=100_000, help="Importance samples per image.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the importance samples.")] = 0,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+    providers: ProvidersOpt = "auto",
+) -> None:
+    """Score how likely each image is under the model: the importance-weighted bound on log p(x).
+
+    Higher log-likelihood (lower bits per dimension) means more like the training images; images
+    unlike them (another kind of picture, noise) score low, which is how a VAE flags anomalies.
+    The CSV has file, log_likelihood_nats and bits_per_dim columns; for binary data (MNIST) nats
+    per image are the usual unit, for 8-bit photos bits per dimension."""
+    import numpy as np
+
+    from .io import write_bytes
+    from .likelihoods import bits_per_dim
+
+    if output.suffix.lower() != ".csv":
+        raise typer.BadParameter(f"'{output.name}' must end in .csv", param_hint="--output")
+    g = _load(model, providers)
+    x, paths = _images(g, images, strict, invert)
+    ll = g.score(x, k=k, seed=seed)  # (N,) nats
+    bpd = bits_per_dim(ll, int(np.prod(g.image_shape)))
+    lines = ["file,log_likelihood_nats,bits_per_dim"]
+    lines += [f"{_csv_field(str(p))},{a:.4f},{b:.5f}" for p, a, b in zip(paths, ll, bpd)]
+    write_bytes(output, lambda fh: fh.write(("\n".join(lines) + "\n").encode()))
+    best = f"{bpd.mean():.4f} bits/dim" if g.score_units == "bits/dim" else f"{ll.mean():.2f} nats"
+    _done(output, f"{_plural(len(paths), 'image')} scored by {g.name}, k={k}; mean {best}")
+
+
+def _csv_field(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
 
 
 attributes_app = typer.Typer(
@@ -629,9 +732,11 @@ def attributes_list(model: ModelOpt = DEFAULT_MODEL) -> None:
         typer.echo(f"{m.name} has no attributes; add one with `vaegen-infer attributes add`")
         return
     width = max(len(k) for k in m.attributes)
-    typer.echo(f"{'NAME'.ljust(width)}  SOURCE   |v|    DESCRIPTION")
+    typer.echo(f"{'NAME'.ljust(width)}  SOURCE   KIND        |v|    DESCRIPTION")
     for key, a in m.attributes.items():
-        typer.echo(f"{key.ljust(width)}  {a.source:<7}  {float(np.linalg.norm(a.vector)):5.2f}  {a.description}")
+        desc = a.description + (f" (amount 1: {a.amount})" if a.amount else "")
+        norm = float(np.linalg.norm(a.vector))
+        typer.echo(f"{key.ljust(width)}  {a.source:<7}  {a.kind:<10}  {norm:5.2f}  {desc}")
 
 
 @attributes_app.command("add")
@@ -723,3 +828,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point; tests pass `argv`."""
     command = typer.main.get_command(app)
     command.main(args=list(sys.argv[1:] if argv is None else argv), prog_name="vaegen-infer")
+
+
+if __name__ == "__main__":
+    main()

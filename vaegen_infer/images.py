@@ -5,15 +5,16 @@ from __future__ import annotations
 import glob
 import math
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont
 
+from . import preprocess as preprocess_mod
 from .errors import InputError, UsageError
 from .io import write_bytes
+from .preprocess import Preprocess
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -106,33 +107,82 @@ def labelled_grid(
     return image
 
 
-def save_gif(path: str | os.PathLike[str], frames: np.ndarray, scale: int = 4, ms_per_frame: int = 120) -> Path:
-    """An animation, one frame per image (N, C, H, W), looping forever, played forth and back."""
+GIF_LOOPS = ("bounce", "forward")
+
+
+def save_gif(
+    path: str | os.PathLike[str], frames: np.ndarray, scale: int = 4, ms_per_frame: int = 120, loop: str = "bounce"
+) -> int:
+    """An animation, one frame per image (N, C, H, W), looping forever: `bounce` plays the N
+    images forth and back (2N - 2 frames, so the loop has no jump), `forward` plays them once per
+    loop (N frames). Returns the number of frames written."""
+    if loop not in GIF_LOOPS:
+        raise UsageError(f"unknown GIF loop '{loop}'; choose {' or '.join(GIF_LOOPS)}")
     tiles = to_uint8(frames)
     if scale > 1:
         tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
     pictures = [Image.fromarray(t[..., 0] if t.shape[2] == 1 else t) for t in tiles]
-    pictures = pictures + pictures[-2:0:-1]  # ping-pong, so the loop has no jump
-    return write_bytes(
+    if loop == "bounce":
+        pictures = pictures + pictures[-2:0:-1]
+    write_bytes(
         path,
         lambda fh: pictures[0].save(
             fh, format="GIF", save_all=True, append_images=pictures[1:], duration=ms_per_frame, loop=0
         ),
     )
+    return len(pictures)
+
+
+# File extension -> Pillow format, for every format that suits a grid of images.
+_FORMATS = {
+    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".gif": "GIF",
+}  # fmt: skip
+IMAGE_FORMATS = ("png", "jpg", "jpeg", "webp", "bmp", "tif", "tiff", "gif")
+
+
+def image_format(path: str | os.PathLike[str]) -> str:
+    """The image format an output path names by its extension ('png', 'jpg', ...); a UsageError that
+    says what to do when the path is a directory or has no known extension."""
+    p = Path(path)
+    text = os.fspath(path)
+    if p.is_dir() or text.endswith(("/", os.sep)):
+        raise UsageError(f"output '{text}' is a directory: give a file name such as {p / 'samples.png'}")
+    ext = p.suffix.lower()
+    if not ext:
+        raise UsageError(
+            f"cannot tell the image format of '{p.name}' (no extension): for a directory, give a file name such as "
+            f"{p / 'samples.png'}; image names end in one of {', '.join(IMAGE_FORMATS)}"
+        )
+    if ext not in _FORMATS:
+        raise UsageError(
+            f"cannot tell the image format of '{p.name}' (extension '{ext}'): "
+            f"end it in one of {', '.join(IMAGE_FORMATS)}"
+        )
+    return ext[1:]
 
 
 def save_image(path: str | os.PathLike[str], image: Image.Image) -> Path:
-    """Save atomically; the format follows the extension (PNG when in doubt)."""
-    fmt = _format_for(Path(path))
+    """Save atomically; the format follows the extension (see IMAGE_FORMATS)."""
+    fmt = _FORMATS["." + image_format(path)]
+    if fmt == "JPEG" and image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
     return write_bytes(path, lambda fh: image.save(fh, format=fmt))
 
 
-def _format_for(path: Path) -> str:
-    ext = path.suffix.lower()
-    formats = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP", ".bmp": "BMP"}
-    if ext not in formats:
-        raise UsageError(f"cannot tell the image format of '{path.name}': use one of {', '.join(formats)}")
-    return formats[ext]
+def save_images(directory: str | os.PathLike[str], images: np.ndarray, prefix: str = "image") -> list[Path]:
+    """One PNG per image (N, C, H, W) in [0, 1], at its own size: DIR/image-0000.png, ... (numbered
+    from 0, zero-padded to the width of N - 1). Each file is written atomically."""
+    out = Path(directory).expanduser()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out-dir {out} is a file, not a directory")
+    tiles = to_uint8(images)  # (N, H, W, C)
+    width = max(4, len(str(len(tiles) - 1)))
+    paths = []
+    for i, t in enumerate(tiles):
+        picture = Image.fromarray(t[..., 0] if t.shape[2] == 1 else t)
+        paths.append(write_bytes(out / f"{prefix}-{i:0{width}d}.png", lambda fh, p=picture: p.save(fh, format="PNG")))
+    return paths
 
 
 # -- reading images ---------------------------------------------------------------------------------
@@ -171,71 +221,30 @@ def expand_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def _pixels(img: Image.Image) -> np.ndarray:
     """Any Pillow mode -> (H, W, 1 or 3) float32 in [0, 1]; transparency composited over black."""
-    mode = img.mode
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        a = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
-        return np.clip(a / top, 0, 1).astype(np.float32)[..., None]
-    if mode == "F":
-        a = np.asarray(img, dtype=np.float32)
-        a = a / 255.0 if a.max(initial=0) > 1.0 else a
-        return np.clip(np.nan_to_num(a), 0, 1)[..., None]
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in img.info)
-    if has_alpha:
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        return rgba[..., :3] * rgba[..., 3:4]  # over a black background, where MNIST strokes live
-    if mode in ("1", "L"):
-        return np.asarray(img.convert("L"), dtype=np.float32)[..., None] / 255.0
-    return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0  # P, CMYK, YCbCr, LAB, HSV...
+    return preprocess_mod.pixels(img)
 
 
 def _resize(pixels: np.ndarray, height: int, width: int) -> np.ndarray:
     """(H, W, C) float -> (height, width, C), area-averaging when shrinking (Pillow, mode F)."""
-    chans = [
-        np.asarray(Image.fromarray(pixels[..., c]).resize((width, height), Image.Resampling.BOX
-                   if pixels.shape[0] >= height and pixels.shape[1] >= width else Image.Resampling.BICUBIC))
-        for c in range(pixels.shape[2])
-    ]  # fmt: skip
-    return np.clip(np.stack(chans, axis=-1), 0, 1).astype(np.float32)
+    return preprocess_mod.resize(pixels, height, width, "auto")
 
 
 def load_image(
     path: Path, shape: tuple[int, int, int], strict: bool = False, invert: bool = False,
-    note: Callable[[str], None] | None = None,
+    note: Callable[[str], None] | None = None, preprocess: Preprocess | None = None,
 ) -> np.ndarray:  # fmt: skip
-    """One image file -> (C, H, W) float32 in [0, 1], converted to the model's channels and size."""
-    c, h, w = shape
-    say = note or (lambda _msg: None)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                frames = getattr(img, "n_frames", 1)
-                if frames > 1:
-                    say(f"{path.name}: animated image with {frames} frames, using the first")
-                    img.seek(0)
-                img.load()
-                pixels = _pixels(img)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{path}: refused, too many pixels for safe decoding ({exc})") from None
-    except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path} cannot be read as an image: {exc}") from None
-    if pixels.shape[2] != c:  # grey <-> colour, with the ITU-R 601 weights Pillow's "L" uses
-        if c == 1:
-            pixels = (pixels @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
-        else:
-            pixels = np.repeat(pixels, 3, axis=2)
-    if pixels.shape[:2] != (h, w):
-        if strict:
-            raise InputError(f"{path} is {pixels.shape[1]}x{pixels.shape[0]}, the model takes {w}x{h} (--strict)")
-        say(f"{path.name}: resized {pixels.shape[1]}x{pixels.shape[0]} -> {w}x{h}")
-        pixels = _resize(pixels, h, w)
+    """One image file -> (C, H, W) float32 in [0, 1], converted to the model's channels and size
+    by `preprocess` (default: no crop, "auto" resize), exactly as training converted its images:
+    the result is Preprocess.load(path) / 255, the uint8 array that training stores."""
+    pre = preprocess or Preprocess(*shape)
+    if pre.shape != tuple(shape):
+        raise UsageError(f"preprocessing makes {pre.shape} images but the model takes {tuple(shape)}")
+    path = Path(path)
+    pixels = pre.load(path, strict, note).astype(np.float32) / np.float32(255.0)  # (H, W, C)
     if invert:
         pixels = 1.0 - pixels
-    elif c == 1 and _border_mean(pixels) > 0.5:
-        say(f"{path.name}: light background; this model expects light strokes on dark, pass --invert if needed")
+    elif pre.channels == 1 and _border_mean(pixels) > 0.5 and note is not None:
+        note(f"{path.name}: light background; this model expects light strokes on dark, pass --invert if needed")
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
@@ -246,8 +255,8 @@ def _border_mean(pixels: np.ndarray) -> float:
 
 def load_images(
     items: Sequence[str | os.PathLike[str]], shape: tuple[int, int, int], strict: bool = False,
-    invert: bool = False, note: Callable[[str], None] | None = None,
+    invert: bool = False, note: Callable[[str], None] | None = None, preprocess: Preprocess | None = None,
 ) -> tuple[np.ndarray, list[Path]]:  # fmt: skip
     """Expand `items` and load every image -> ((N, C, H, W) float32 in [0, 1], the N paths)."""
     paths = expand_inputs(items)
-    return np.stack([load_image(p, shape, strict, invert, note) for p in paths]), paths
+    return np.stack([load_image(p, shape, strict, invert, note, preprocess) for p in paths]), paths

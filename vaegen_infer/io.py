@@ -60,6 +60,14 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         raise
 
 
+def make_temp_dir(final: Path) -> Path:
+    """A new empty directory beside `final` (to be renamed onto it when complete), with the
+    permissions a normal mkdir gives under the user's umask (mkdtemp alone makes it 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
+
+
 def write_bytes(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> Path:
     """Run `writer(fh)` into a temporary file and move it into place."""
     with atomic_open(path) as fh:

@@ -65,7 +65,7 @@ def path(anchors: np.ndarray, steps: int, method: str = "slerp") -> np.ndarray:
     if method not in METHODS:
         raise UsageError(f"unknown interpolation method '{method}'; choose {' or '.join(METHODS)}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-        raise UsageError(f"steps must be an integer >= 2 (both ends included), got {steps!r}")
+        raise UsageError(f"steps must be at least 2 (both ends included), got {steps!r}")
     anchors = np.asarray(anchors, dtype=np.float32)
     if anchors.ndim != 2 or anchors.shape[0] < 2:
         raise UsageError(f"interpolation needs at least two anchors (K, D), got shape {anchors.shape}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,8 @@ from .bundle import DEFAULT_MODEL, Bundle, open_bundle, verify_file
 from .errors import BundleError, InputError, UsageError
 from .manifest import DECODER_INPUT, DECODER_OUTPUTS, ENCODER_INPUT, ENCODER_OUTPUTS, Attribute, Manifest
 from .priors import Prior, make_prior
-from .providers import MIN_ROWS_PER_PART, ProviderRequest, create_session, session_threads, split_parts
-from .runners import CudaGraphRunner, CudaRunner, SessionRunner, SplitRunner
+from .providers import ProviderRequest, create_session, session_threads
+from .runners import Runner, build_runner
 
 # Rows per session.run call when a request is large: bounds memory (a 4096 x 784 float32 chunk is
 # 12.8 MB) while keeping each call big enough that per-call overhead is negligible.
@@ -44,7 +45,7 @@ class Model:
         self.prior: Prior = make_prior(bundle.manifest.prior, bundle.manifest.latent_dim)
         # role -> how its session runs (SessionRunner on CPU; CudaRunner / CudaGraphRunner on CUDA).
         # Created on first use, so `sample` and `decode` never build the encoder's session.
-        self._runners: dict[str, Any] = {}
+        self._runners: dict[str, Runner] = {}
         self._lock = threading.Lock()
         for role in ("encoder", "decoder"):
             verify_file(bundle, role)
@@ -67,7 +68,8 @@ class Model:
         return self.manifest.image.shape
 
     def provider(self, role: str = "decoder") -> str:
-        """'cpu' or 'cuda': what really runs this graph (creates its session if needed)."""
+        """'cpu' or 'cuda': what really runs this graph (creates a session first when CUDA is to be
+        tried, since only a session tells whether it came up)."""
         return self._runner(role).provider
 
     def threads(self) -> int:
@@ -79,7 +81,7 @@ class Model:
         return f"Model(name={m.name!r}, kind={m.kind!r}, latent_dim={m.latent_dim}, path={str(self.bundle.path)!r})"
 
     # -- sessions -------------------------------------------------------------------------------
-    def _runner(self, role: str) -> Any:
+    def _runner(self, role: str) -> Runner:
         runner = self._runners.get(role)
         if runner is not None:
             return runner
@@ -92,7 +94,14 @@ class Model:
         """The ONNX Runtime session of a graph (under CUDA graphs: the one of the first batch size)."""
         return self._runner(role).session
 
-    def _create(self, role: str) -> Any:
+    def session_for(self, role: str, rows: int) -> Any:
+        """The ONNX Runtime session that runs a batch of `rows` through `role` ("encoder" or
+        "decoder"), created if needed: for benchmarks that compare with a bare `session.run`."""
+        if role not in ("encoder", "decoder"):
+            raise UsageError(f"unknown graph '{role}'; choose encoder or decoder")
+        return self._runner(role).session_for(rows)
+
+    def _create(self, role: str) -> Runner:
         path = self.bundle.file(role)
         try:
             data = path.read_bytes()
@@ -101,24 +110,15 @@ class Model:
         # Hash the very bytes handed to ONNX Runtime, so a file swapped after load() is still caught.
         if hashlib.sha256(data).hexdigest() != self.manifest.graph(role).sha256:
             raise BundleError(f"{path}: sha256 mismatch; the file changed after loading: re-export or reinstall")
-        session, active = self._new_session(role, data)
-        self._check_io(role, session)
-        if active == "cpu":
-            parts = split_parts(self.request)
-            if parts == 1:
-                return SessionRunner(session)
-            small = lambda: self._new_session(role, data, small_batch=True)[0]  # noqa: E731
-            return SplitRunner(session, parts, MIN_ROWS_PER_PART, small)
-        if not self.request.cuda_graph:
-            return CudaRunner(session, self.request.device_id)
+
+        def make(small_batch: bool) -> tuple[Any, str]:
+            session, active = self._new_session(role, data, small_batch)
+            self._check_io(role, session)
+            return session, active
+
         spec = self.manifest.graph(role)
-        return CudaGraphRunner(
-            session,
-            lambda: self._new_session(role, data)[0],
-            next(iter(spec.inputs)),
-            {name: tuple(int(d) for d in shape[1:]) for name, shape in spec.outputs.items()},  # per item
-            self.request.device_id,
-        )
+        per_item = {name: tuple(int(d) for d in shape[1:]) for name, shape in spec.outputs.items()}
+        return build_runner(make, self.request, next(iter(spec.inputs)), per_item)
 
     def _new_session(self, role: str, data: bytes, small_batch: bool = False) -> tuple[Any, str]:
         try:
@@ -242,7 +242,7 @@ class Model:
         if not m.conditional or m.labels is None:
             raise UsageError(
                 f"model '{m.name}' is not label-conditioned, so it cannot sample by label; "
-                "drop --label or pick a conditional model (see `vaegen-infer models`)"
+                "sample without a label or pick a conditional model (see vaegen_infer.models())"
             )
         if isinstance(label, str) and label in m.labels:
             return m.labels.index(label)
@@ -253,6 +253,94 @@ class Model:
         if not 0 <= index < len(m.labels) or isinstance(label, bool):
             raise UsageError(f"unknown label {label!r} for model '{m.name}'; valid labels: {', '.join(m.labels)}")
         return index
+
+    # -- likelihood -------------------------------------------------------------------------------
+    @property
+    def score_units(self) -> str:
+        """How `score` results are best reported: "bits/dim" for 8-bit data, else "nats"."""
+        return "bits/dim" if self.manifest.image.data_kind == "8bit" else "nats"
+
+    def score(self, images: np.ndarray, k: int = 100, seed: int | None = 0, rows_per_run: int = 8192) -> np.ndarray:
+        """Per-image importance-weighted lower bound on log p(x) (IWAE, Burda et al. 2015), in nats, (N,).
+
+        log p(x) >= log (1/k) sum_j p(x | z_j) p(z_j) / q(z_j | x), z_j ~ q(z | x), through the
+        exported graphs. Higher means more like the training data: an anomaly scores low. The
+        likelihood is the bundle's: Bernoulli on the pixels as given (exact for binary data), or for
+        8-bit data the discretised Gaussian over the 256 levels (images are rounded to those levels
+        first). `likelihoods.bits_per_dim(score, C * H * W)` converts to bits per dimension.
+        Each image's k codes are decoded in runs of about `rows_per_run` rows."""
+        from . import likelihoods as lk
+
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 100_000:
+            raise UsageError(f"k (importance samples) must be an integer in 1-100000, got {k!r}")
+        x = self.check_images(images)
+        spec = self.manifest.image
+        eight_bit = spec.data_kind == "8bit"
+        if eight_bit:
+            x = lk.quantise_8bit(x).astype(np.float32)
+        try:
+            self.prior.log_density(np.zeros((1, self.latent_dim), np.float32))
+        except UsageError:
+            raise UsageError(f"{self.name}: its {self.prior.name!r} prior has no density, so it cannot score") from None
+        mu, logvar = self.encode(x)  # (N, D) each
+        rng = np.random.default_rng(seed)
+        per_run = max(1, rows_per_run // k)  # images per decoder run
+        out = np.empty(len(x), np.float64)
+        flat = x.reshape(len(x), -1)  # (N, P)
+        for start in range(0, len(x), per_run):
+            sl = slice(start, start + per_run)
+            m = len(flat[sl])
+            eps = rng.standard_normal((k, m, self.latent_dim), dtype=np.float32)
+            z = mu[sl][None] + np.exp(0.5 * logvar[sl])[None] * eps  # (k, m, D)
+            zz = np.ascontiguousarray(z.reshape(k * m, -1))
+            target = np.broadcast_to(flat[sl][None], (k, m, flat.shape[1]))
+            if spec.likelihood == "bernoulli":
+                (logits,) = self._runner("decoder").run([DECODER_OUTPUTS[1]], {DECODER_INPUT: zz})
+                log_px = lk.log_bernoulli(target, logits.reshape(k, m, -1).astype(np.float64))
+            else:
+                mean = self.decode(zz).reshape(k, m, -1)
+                if eight_bit:
+                    log_px = lk.log_gaussian_discretised(target, mean, spec.log_sigma)
+                else:
+                    log_px = lk.log_gaussian(target, mean, spec.log_sigma)
+            log_pz = np.asarray(self.prior.log_density(zz), np.float64).reshape(k, m)
+            log_qz = lk.log_normal_diag(z.astype(np.float64), mu[sl][None], logvar[sl][None])  # (k, m)
+            log_w = log_px + log_pz - log_qz  # (k, m)
+            top = log_w.max(0)
+            out[sl] = top + np.log(np.exp(log_w - top).mean(0))
+        return out
+
+    def label_names(self) -> list[str]:
+        """The model's class names ([] when it has none)."""
+        return list(self.manifest.labels or [])
+
+    def sample_per_label(self, per_label: int, seed: int | None = None) -> np.ndarray:
+        """`per_label` samples of every class of a label-conditioned model -> (L, per_label, C, H, W).
+
+        Class i is drawn with seed + i (a random seed is chosen when `seed` is None), so each row is
+        what `sample(per_label, seed=seed + i, label=i)` gives: the one per-label rule, used by the
+        CLI, the server and the evaluator alike."""
+        names = self.label_names()
+        self.label_index(names[0] if names else 0)  # refuses unconditional models
+        per_label = check_count(per_label)
+        if seed is None:
+            seed = int(np.random.default_rng().integers(2**31))
+        return np.stack([self.sample(per_label, seed=seed + i, label=i) for i in range(len(names))])
+
+    def load_images(
+        self,
+        items: Sequence[str | os.PathLike[str]],
+        strict: bool = False,
+        invert: bool = False,
+        note: Callable[[str], None] | None = None,
+    ) -> tuple[np.ndarray, list[Path]]:
+        """Image files, directories or glob patterns -> (this model's input (N, C, H, W) float32 in
+        [0, 1], the N paths), each converted to the model's channels and size as the bundle says.
+        `strict` refuses images of another size; `invert` flips grey levels; `note` receives one
+        line per conversion worth knowing (resized, light background...)."""
+        from .images import load_images
+
+        return load_images(items, self.image_shape, strict=strict, invert=invert, note=note)
 
     # -- latent-space operations --------------------------------------------------------------
     def reconstruct(self, images: np.ndarray, sample: bool = False, seed: int | None = None) -> np.ndarray:
@@ -281,11 +369,22 @@ class Model:
     def interpolate(
         self, a: np.ndarray, b: np.ndarray, *more: np.ndarray, steps: int = 8, method: str = "slerp"
     ) -> np.ndarray:
-        """Images along a path a -> b (-> more...): `steps` per segment, ends included.
+        """Images along a path a -> b (-> more...): `steps` per segment, ends included. Each anchor is
+        an image (encoded to its mu) or a code.
 
         Returns ((K - 1) * (steps - 1) + 1, C, H, W) for K anchors. `method` is lerp or slerp.
         """
-        return self.decode(latent.path(self.as_latents([a, b, *more]), steps, method))
+        return self.decode(self.interpolate_latents(a, b, *more, steps=steps, method=method))
+
+    def interpolate_latents(
+        self, a: np.ndarray, b: np.ndarray, *more: np.ndarray, steps: int = 8, method: str = "slerp"
+    ) -> np.ndarray:
+        """The codes `interpolate` decodes, ((K - 1) * (steps - 1) + 1, D)."""
+        if method not in latent.METHODS:
+            raise UsageError(f"unknown interpolation method '{method}'; choose {' or '.join(latent.METHODS)}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+            raise UsageError(f"steps must be at least 2 (both ends included), got {steps!r}")
+        return latent.path(self.as_latents([a, b, *more]), steps, method)
 
     def attribute(self, name: str) -> Attribute:
         """A named direction stored in the bundle; unknown names list the valid ones."""
@@ -295,14 +394,31 @@ class Model:
             raise UsageError(f"unknown attribute '{name}' for model '{self.name}'; valid attributes: {valid}")
         return attrs[name]
 
-    def shift(self, images: np.ndarray, attribute: str, amounts: Sequence[float]) -> np.ndarray:
-        """Add `amount * v` to each image's mu and decode -> (N, len(amounts), C, H, W)."""
+    @staticmethod
+    def amounts(amounts: Sequence[float] | float) -> list[float]:
+        """A scalar or a sequence of amounts -> a non-empty list of finite floats."""
+        if isinstance(amounts, (int, float, np.integer, np.floating)) and not isinstance(amounts, bool):
+            values = [float(amounts)]
+        else:
+            try:
+                values = [float(a) for a in amounts]  # type: ignore[union-attr]
+            except (TypeError, ValueError):
+                raise UsageError(f"amounts must be a number or a list of numbers, got {amounts!r}") from None
+        if not values or not all(np.isfinite(values)):
+            raise UsageError(f"amounts must be a non-empty list of finite numbers, got {amounts!r}")
+        return values
+
+    def shift_latents(self, images: np.ndarray, attribute: str, amounts: Sequence[float] | float) -> np.ndarray:
+        """The codes `shift` decodes: mu(x) + amount * v for each image and amount, (N, A, D)."""
         v = self.attribute(attribute).vector  # (D,)
-        amounts_arr = np.asarray(list(amounts), dtype=np.float32)
-        if amounts_arr.ndim != 1 or amounts_arr.size == 0 or not np.isfinite(amounts_arr).all():
-            raise UsageError("amounts must be a non-empty list of finite numbers")
+        amounts_arr = np.asarray(self.amounts(amounts), dtype=np.float32)  # (A,)
         mu, _ = self.encode(images)  # (N, D)
-        z = mu[:, None, :] + amounts_arr[None, :, None] * v[None, None, :]  # (N, A, D)
+        return mu[:, None, :] + amounts_arr[None, :, None] * v[None, None, :]  # (N, A, D)
+
+    def shift(self, images: np.ndarray, attribute: str, amounts: Sequence[float] | float) -> np.ndarray:
+        """Add `amount * v` to each image's mu and decode -> (N, len(amounts), C, H, W). `amounts` is
+        a list of numbers or one number."""
+        z = self.shift_latents(images, attribute, amounts)  # (N, A, D)
         n, k = z.shape[:2]
         return self.decode(z.reshape(n * k, -1)).reshape(n, k, *self.image_shape)
 
@@ -316,6 +432,34 @@ class Model:
             return list(range(self.latent_dim))
         return [int(i) for i in np.argsort(-np.asarray(score), kind="stable")]
 
+    def traversal_dims(self, dims: Sequence[int] | None = None) -> list[int]:
+        """The dimensions a traversal shows: `dims` (checked), else the 8 most used."""
+        order = [int(d) for d in dims] if dims is not None else self.dims_by_importance()[:8]
+        bad = [d for d in order if not 0 <= d < self.latent_dim]
+        if bad or not order:
+            raise UsageError(f"dimensions must lie in 0-{self.latent_dim - 1}, got {list(order)}")
+        return order
+
+    @staticmethod
+    def traversal_offsets(span: float, steps: int) -> np.ndarray:
+        """The offsets of a traversal's columns, in prior standard deviations: (steps,) from -span to span."""
+        number = isinstance(span, (int, float, np.number)) and not isinstance(span, bool)
+        if not number or not np.isfinite(span) or span <= 0:
+            raise UsageError(f"span must be a positive number of standard deviations, got {span!r}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
+            raise UsageError(f"steps must be at least 2, got {steps!r}")
+        return np.linspace(-span, span, steps, dtype=np.float32)
+
+    def traverse_latents(
+        self, image: np.ndarray | None = None, dims: Sequence[int] | None = None, span: float = 3.0, steps: int = 9
+    ) -> np.ndarray:
+        """The codes `traverse` decodes, (len(dims), steps, D): row i, column j is the centre with
+        dimension dims[i] set to prior_mean + offset_j * prior_std."""
+        values = self.traversal_offsets(span, steps)
+        order = self.traversal_dims(dims)
+        base = self.prior.mean() if image is None else self.as_latents([image])[0]
+        return latent.traversal(base, order, values, self.prior.mean(), self.prior.std())  # (R, steps, D)
+
     def traverse(
         self,
         image: np.ndarray | None = None,
@@ -324,31 +468,32 @@ class Model:
         steps: int = 9,
     ) -> np.ndarray:
         """Vary one dimension at a time over the prior's mean +- span prior standard deviations, the
-        others held at the image's mu (or at the prior's mean, 0 for a Gaussian)
-        -> (len(dims), steps, C, H, W).
-        Default dims: the 8 most used."""
-        if not np.isfinite(span) or span <= 0:
-            raise UsageError(f"span must be a positive number of standard deviations, got {span}")
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 2:
-            raise UsageError(f"steps must be an integer >= 2, got {steps!r}")
-        order = list(dims) if dims is not None else self.dims_by_importance()[:8]
-        bad = [d for d in order if not 0 <= int(d) < self.latent_dim]
-        if bad or not order:
-            raise UsageError(f"dimensions must lie in 0-{self.latent_dim - 1}, got {list(order)}")
-        base = self.prior.mean() if image is None else self.as_latents([image])[0]
-        values = np.linspace(-span, span, steps, dtype=np.float32)
-        codes = latent.traversal(base, order, values, self.prior.mean(), self.prior.std())  # (R, steps, D)
-        r = len(order)
+        others held at the image's mu (or at the prior's mean when no image is given)
+        -> (len(dims), steps, C, H, W). Default dims: the 8 most used (`dims_by_importance`)."""
+        codes = self.traverse_latents(image, dims, span, steps)
+        r = codes.shape[0]
         return self.decode(codes.reshape(r * steps, -1)).reshape(r, steps, *self.image_shape)
 
-    def manifold(self, n: int = 20, dims: tuple[int, int] | None = None) -> np.ndarray:
+    def latent_pair(self, dims: Sequence[int] | None = None) -> tuple[int, int]:
+        """Two dimensions for a 2-D view (manifold, latent map): `dims` (checked), else the two most
+        used, in index order (so a 2-D model shows dimension 0 across and 1 up)."""
+        if self.latent_dim < 2:
+            raise UsageError("a 2-D view needs a latent of at least 2 dimensions")
+        if dims is None:
+            a, b = sorted(self.dims_by_importance()[:2])
+            return a, b
+        pair = [int(d) for d in dims]
+        if len(pair) != 2 or pair[0] == pair[1] or not all(0 <= d < self.latent_dim for d in pair):
+            raise UsageError(f"give two different dimensions in 0-{self.latent_dim - 1}, got {list(dims)}")
+        return pair[0], pair[1]
+
+    def manifold(self, n: int = 20, dims: Sequence[int] | None = None) -> np.ndarray:
         """Decode a grid over the prior's quantiles (i + 0.5) / n of two dimensions (default: the two
-        most used; the rest held at the prior's mean) -> (n, n, C, H, W); rows go down the second dimension."""
+        most used, `latent_pair`; the rest held at the prior's mean) -> (n, n, C, H, W); columns go
+        along the first dimension, rows down the second (highest value at the top)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 2 <= n <= 100:
             raise UsageError(f"manifold size must be an integer in 2-100, got {n!r}")
-        if self.latent_dim < 2:
-            raise UsageError("a manifold needs a latent of at least 2 dimensions")
-        dx, dy = dims if dims is not None else tuple(self.dims_by_importance()[:2])
+        dx, dy = self.latent_pair(dims)
         q = (np.arange(n) + 0.5) / n
         values = self.prior.ppf(q)  # (n, D) marginal quantiles per dimension
         z = np.tile(self.prior.mean(), (n, n, 1))  # (n, n, D)
@@ -385,7 +530,12 @@ class Model:
             raise InputError("latent codes contain NaN or infinity")
         return z
 
-    def _check_images(self, images: np.ndarray) -> np.ndarray:
+    def check_images(self, images: np.ndarray) -> np.ndarray:
+        """Validate an image batch for this model -> float32 (N, C, H, W), C-contiguous.
+
+        Accepts (N, C, H, W) or one image (C, H, W), floats in the manifest's value range, or uint8
+        0-255 (what `np.asarray(PIL.Image)` gives, in channel-first order), scaled by 1/255 once.
+        Raises InputError naming the shape or values that are wrong."""
         shape = self.image_shape
         x = images
         if not (  # the common case, float32 (N, C, H, W) contiguous, skips the conversions
@@ -397,14 +547,26 @@ class Model:
             and x.flags.c_contiguous
         ):
             x = np.asarray(images)
-            if x.dtype == object or not np.issubdtype(x.dtype, np.number):
-                raise InputError(f"images must be numbers, got dtype {x.dtype}")
-            if x.ndim == 3:
+            given = x.shape
+            if x.dtype == object or not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+                raise InputError(f"images must be real numbers, got dtype {x.dtype}")
+            if np.issubdtype(x.dtype, np.integer) and x.dtype != np.uint8:
+                raise InputError(
+                    f"images of dtype {x.dtype} are ambiguous: pass uint8 (0-255) or floats in "
+                    f"[{self.manifest.image.value_range[0]:g}, {self.manifest.image.value_range[1]:g}]"
+                )
+            if x.ndim == 3 and x.shape == shape:
                 x = x[None]
             if x.ndim != 4 or tuple(x.shape[1:]) != shape:
-                raise InputError(f"images must have shape (N, {', '.join(map(str, shape))}), got {x.shape}")
+                c, h, w = shape
+                raise InputError(
+                    f"images must have shape (N, {c}, {h}, {w}) or ({c}, {h}, {w}) for model '{self.name}', "
+                    f"got {given}" + (" (channels last? transpose to channels first)" if given[-1:] == (c,) else "")
+                )
             if x.shape[0] == 0:
                 raise InputError("no images given (N = 0)")
+            if x.dtype == np.uint8:
+                x = x.astype(np.float32) * np.float32(1 / 255)
             x = np.ascontiguousarray(x, dtype=np.float32)
         # Two passes, not three: min and max propagate NaN and reach +-inf, so they also catch
         # non-finite pixels (an isfinite pass cost ~2 us of a ~130 us batch-1 encode).
@@ -415,6 +577,8 @@ class Model:
         if x_min < lo - 1e-6 or x_max > hi + 1e-6:
             raise InputError(f"image values must lie in [{lo:g}, {hi:g}], got [{x_min:g}, {x_max:g}]")
         return x
+
+    _check_images = check_images
 
 
 def check_count(n: int) -> int:

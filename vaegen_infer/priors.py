@@ -12,9 +12,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .errors import BundleError, UsageError
+from .likelihoods import LOG_2PI as _LOG_2PI
 from .manifest import PriorSpec
-
-_LOG_2PI = float(np.log(2 * np.pi))
 
 
 class Prior:

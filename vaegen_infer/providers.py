@@ -22,6 +22,13 @@ from typing import Any
 
 from .errors import ProviderError, UsageError
 
+
+def _machine() -> str:
+    import platform
+
+    return platform.machine()
+
+
 PROVIDER_CHOICES = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -135,6 +142,18 @@ def plan(request: ProviderRequest, available: Sequence[str], driver_present: boo
     return [CPU]
 
 
+def planned_provider(request: ProviderRequest) -> str | None:
+    """'cpu' when the provider plan is CPU alone, so no session is needed to know what will run;
+    None when CUDA will be tried (only a session then tells whether it came up)."""
+    if request.kind == "cpu":
+        return "cpu"
+    if request.kind == "cuda":
+        return None
+    ort = onnxruntime_module()
+    planned = plan(request, ort.get_available_providers(), driver_present=cuda_driver_present())
+    return "cpu" if planned == [CPU] else None
+
+
 def cuda_options(request: ProviderRequest) -> dict[str, str]:
     """Explicit CUDA execution-provider options (ONNX Runtime takes them as strings)."""
     return {
@@ -180,7 +199,7 @@ def preload_cuda_libraries() -> bool:
     ONNX Runtime's CUDA provider finds a system CUDA through the loader's path but not the pip
     wheels' copies; `onnxruntime.preload_dlls()` loads those first. Returns whether it ran."""
     global _preloaded
-    import onnxruntime as ort
+    ort = onnxruntime_module()
 
     preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
     if preload is None or not cuda_libraries_from_pip():
@@ -207,7 +226,7 @@ def share_thread_pool(threads: int | None = None) -> int:
     cannot be resized.
     """
     global _shared_pool_threads
-    import onnxruntime as ort
+    ort = onnxruntime_module()
 
     want = threads or physical_cores()
     if threads is not None and threads < 1:
@@ -288,7 +307,7 @@ def session_options(request: ProviderRequest, small_batch: bool = False) -> Any:
       (`session.force_spinning_stop`) helped only with two sessions in turn, less than off.
     - One inter-op thread, sequential execution: both graphs are single chains of nodes.
     """
-    import onnxruntime as ort
+    ort = onnxruntime_module()
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -307,17 +326,52 @@ def session_options(request: ProviderRequest, small_batch: bool = False) -> Any:
     return opts
 
 
+# The wheel a platform gets (pyproject.toml's markers), for messages about a broken install.
+_GPU_WHEEL_PLATFORM = sys.platform in ("linux", "win32") and _machine() in ("x86_64", "AMD64")
+ORT_WHEEL = "onnxruntime-gpu" if _GPU_WHEEL_PLATFORM else "onnxruntime"
+# ONNX Runtime's default logger severity (0 verbose ... 4 fatal) and the one used while a session
+# is created: its own multi-line warnings about a CUDA provider that cannot load would otherwise
+# come before our one-line message that says the same and what to do.
+ORT_DEFAULT_SEVERITY = 2
+QUIET_SEVERITY = 4
+
+
+def onnxruntime_module() -> Any:
+    """`import onnxruntime`, or a ProviderError saying how to repair a broken install.
+
+    Installing both `onnxruntime` and `onnxruntime-gpu` and removing one leaves a package that
+    imports but lacks its API (they share the module name): the fix is to reinstall one of them."""
+    fix = f"pip install --force-reinstall {ORT_WHEEL}"
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise ProviderError(f"ONNX Runtime cannot be imported ({exc}): {fix}") from exc
+    missing = [n for n in ("InferenceSession", "get_available_providers", "SessionOptions") if not hasattr(ort, n)]
+    if missing:
+        raise ProviderError(
+            f"the installed ONNX Runtime is broken (no {', '.join(missing)}; usually both onnxruntime and "
+            f"onnxruntime-gpu were installed and one removed): {fix}"
+        )
+    return ort
+
+
 def create_session(model_bytes: bytes, request: ProviderRequest, small_batch: bool = False) -> tuple[Any, str]:
     """Create one session for a serialized graph; return it and the provider really running it.
     `small_batch`: CPU options for batches too small to split (see session_options)."""
-    import onnxruntime as ort
-
+    ort = onnxruntime_module()
     available = ort.get_available_providers()
     providers = plan(request, available, driver_present=request.kind == "cuda" or cuda_driver_present())
-    if any((p[0] if isinstance(p, tuple) else p) == CUDA for p in providers):
+    wants_cuda = any((p[0] if isinstance(p, tuple) else p) == CUDA for p in providers)
+    if wants_cuda:
         preload_cuda_libraries()
     opts = session_options(request, small_batch)
-    session = ort.InferenceSession(model_bytes, sess_options=opts, providers=providers)
+    if wants_cuda:  # check_active / warn_fallback_once below say in one line what ORT would print
+        ort.set_default_logger_severity(QUIET_SEVERITY)
+    try:
+        session = ort.InferenceSession(model_bytes, sess_options=opts, providers=providers)
+    finally:
+        if wants_cuda:
+            ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
     active = session.get_providers()
     which = check_active(request, active)
     if request.kind == "auto":

@@ -23,11 +23,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from .errors import UsageError
+from .providers import MIN_ROWS_PER_PART, ProviderRequest, planned_provider, split_parts
 
 if TYPE_CHECKING:  # imported when first needed: 5 ms of every `vaegen-infer` start otherwise
     from concurrent.futures import ThreadPoolExecutor
@@ -37,13 +38,62 @@ if TYPE_CHECKING:  # imported when first needed: 5 ms of every `vaegen-infer` st
 MAX_CUDA_GRAPHS = 16
 
 
+class Runner(Protocol):
+    """How `Model` runs one graph, whatever the provider: it asks for a runner and never branches."""
+
+    provider: str  # "cpu" or "cuda": what really runs the graph
+
+    @property
+    def session(self) -> Any:
+        """The graph's main ONNX Runtime session (created on first access where it is lazy)."""
+        ...
+
+    def session_for(self, rows: int) -> Any:
+        """The session a batch of `rows` runs on."""
+        ...
+
+    def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Numpy in, numpy out: the named outputs for one input batch."""
+        ...
+
+    def run_device(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
+        """OrtValues on the device in and out (CUDA only)."""
+        ...
+
+
+# Makes one session of the graph: (small_batch) -> (session, the provider really running it).
+SessionFactory = Callable[[bool], tuple[Any, str]]
+
+
+class _Lazy:
+    """A session made on first use, once, under a lock (first use may come from many threads)."""
+
+    def __init__(self, session: Any, make: Callable[[], Any] | None) -> None:
+        if session is None and make is None:
+            raise ValueError("give a session or a way to make one")
+        self._value = session
+        self._make = make
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()  # type: ignore[misc]
+        return self._value
+
+
 class SessionRunner:
-    """CPU: plain `session.run`."""
+    """CPU: plain `session.run`. The session may be made on first use (`make_session`)."""
 
     provider = "cpu"
 
-    def __init__(self, session: Any) -> None:
-        self.session = session
+    def __init__(self, session: Any = None, make_session: Callable[[], Any] | None = None) -> None:
+        self._main = _Lazy(session, make_session)
+
+    @property
+    def session(self) -> Any:
+        return self._main.get()
 
     def session_for(self, rows: int) -> Any:
         """The session a batch of `rows` runs on."""
@@ -96,24 +146,27 @@ class SplitRunner:
     provider = "cpu"
 
     def __init__(
-        self, session: Any, parts: int, min_rows: int, small_session: Callable[[], Any] | None = None
+        self,
+        session: Any,
+        parts: int,
+        min_rows: int,
+        small_session: Callable[[], Any] | None = None,
+        make_session: Callable[[], Any] | None = None,
     ) -> None:
-        self.session = session
+        # Both sessions may be made on first use, so a process that only runs small batches (a
+        # server answering single images) builds one session per graph, not two.
+        self._main = _Lazy(session, make_session)
         self.parts = max(1, parts)
         self.min_rows = max(1, min_rows)
-        self._make_small = small_session
-        self._small: Any = None
-        self._small_lock = threading.Lock()
+        self._small = None if small_session is None else _Lazy(None, small_session)
+
+    @property
+    def session(self) -> Any:
+        return self._main.get()
 
     def small_batch_session(self) -> Any:
         """The session for batches too small to split: created once, on first use."""
-        if self._make_small is None:
-            return self.session
-        if self._small is None:
-            with self._small_lock:
-                if self._small is None:
-                    self._small = self._make_small()
-        return self._small
+        return self.session if self._small is None else self._small.get()
 
     def _splits(self, rows: int) -> bool:
         """Whether a batch of `rows` is cut into chunks: at least two chunks of min_rows."""
@@ -148,10 +201,11 @@ class SplitRunner:
                 if i is None:
                     return
                 lo, hi = spans[i]
-                results[i] = self.session.run(names, {name: array[lo:hi]})
+                results[i] = main.run(names, {name: array[lo:hi]})
 
         helpers = min(self.parts, len(spans)) - 1
         pool = _pool(self.parts - 1)
+        main = self.session  # made here, once, before the workers share it
         futures = [pool.submit(work) for _ in range(helpers)]
         work()
         for f in futures:
@@ -171,6 +225,9 @@ class CudaRunner:
     def __init__(self, session: Any, device_id: int) -> None:
         self.session = session
         self.device_id = device_id
+
+    def session_for(self, rows: int) -> Any:
+        return self.session
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         binding = self.session.io_binding()  # one binding per call: calls from several threads stay apart
@@ -229,6 +286,11 @@ class CudaGraphRunner:
     def batch_sizes(self) -> list[int]:
         return sorted(self._captured)
 
+    def session_for(self, rows: int) -> Any:
+        """The session holding the graph captured for this batch size (the first one before any)."""
+        slot = self._captured.get(rows)
+        return self.session if slot is None else slot.session
+
     def _slot(self, batch: int, item_shape: tuple[int, ...]) -> _Captured:
         slot = self._captured.get(batch)
         if slot is not None:
@@ -267,3 +329,30 @@ class CudaGraphRunner:
         # The captured output buffers are overwritten by the next call, so handing them out would
         # alias results; device-resident chaining uses the plain CUDA runner.
         raise UsageError("device-resident inputs and outputs are not available in CUDA-graph mode; turn it off")
+
+
+def build_runner(
+    make: SessionFactory, request: ProviderRequest, input_name: str, output_shapes: Mapping[str, tuple[int, ...]]
+) -> Runner:
+    """The runner for one graph: `make(small_batch)` creates a session and says which provider
+    really runs it; `output_shapes` are per item (without the batch axis), for CUDA graphs.
+
+    When the provider plan is CPU alone (asked for, or no CUDA to try), no session is made here:
+    each is made when a batch first needs it. Otherwise one session is made now, since only a
+    real session tells whether CUDA came up."""
+    parts = split_parts(request)
+
+    def cpu_runner(first: Any = None) -> Runner:
+        main = None if first is not None else (lambda: make(False)[0])
+        if parts == 1:
+            return SessionRunner(first, make_session=main)
+        return SplitRunner(first, parts, MIN_ROWS_PER_PART, lambda: make(True)[0], make_session=main)
+
+    if planned_provider(request) == "cpu":
+        return cpu_runner()
+    session, active = make(False)
+    if active == "cpu":
+        return cpu_runner(session)
+    if not request.cuda_graph:
+        return CudaRunner(session, request.device_id)
+    return CudaGraphRunner(session, lambda: make(False)[0], input_name, output_shapes, request.device_id)
