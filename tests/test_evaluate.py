@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 pytest.importorskip("tqdm")
 from train.evaluate import active_units, iwae, parzen_log_likelihood
 from vaegen_infer.errors import UsageError
+from vaegen_infer.manifest import ImageSpec
 from vaegen_infer.priors import GaussianMixturePrior, GaussianPrior, MixturePrior, Prior
 
 
@@ -22,6 +24,7 @@ class _OnePixel:
 
     prior: Prior = GaussianPrior(1)
     name = "one-pixel"
+    manifest = SimpleNamespace(image=ImageSpec(1, 1, 1))  # Bernoulli decoder, binary data
 
     def __init__(self, mu: float, logvar: float) -> None:
         self.mu, self.logvar = mu, logvar

@@ -132,19 +132,19 @@ def test_rgb_64_gaussian_fit_and_export_on_a_tiny_folder(tmp_path: Path) -> None
     rng = np.random.default_rng(0)
     folder = tmp_path / "photos"
     folder.mkdir()
-    for i in range(24):  # 80x80 RGB squares of random colour on black, resized to 64 by the loader
+    for i in range(16):  # 80x80 RGB squares of random colour on black, resized to 64 by the loader
         img = np.zeros((80, 80, 3), np.uint8)
         x0, y0 = rng.integers(0, 50, 2)
         img[y0 : y0 + 30, x0 : x0 + 30] = rng.integers(100, 256, 3)
         Image.fromarray(img).save(folder / f"img{i:02d}.png")
-    tcfg = TrainConfig(data=f"folder:{folder}", epochs=2, batch_size=8, image_size=(64, 64), val_fraction=0.25,
+    tcfg = TrainConfig(data=f"folder:{folder}", epochs=1, batch_size=8, image_size=(64, 64), val_fraction=0.25,
                        threads=1)  # fmt: skip
     split = load_data(tcfg)
     assert split.image_shape == (3, 64, 64)
     mcfg = ModelConfig(image_shape=split.image_shape, channels=(8, 8, 16, 16), hidden=16, latent_dim=4,
                        likelihood="gaussian")  # fmt: skip
     summary = fit_vae(mcfg, tcfg, split, tmp_path / "run", quiet=True)
-    assert summary["log_sigma"] < 0  # sigma below 1 pixel unit after two epochs
+    assert summary["log_sigma"] < 0  # sigma below 1 pixel unit (the images' spread is < 0.5)
     path, parity = export_run(tmp_path / "run", tmp_path / "bundle")
     assert max(parity.values()) <= 1e-5
     g = vi.load(path, providers="cpu")

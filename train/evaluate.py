@@ -19,10 +19,10 @@ from tqdm import tqdm
 import vaegen_infer
 from vaegen_infer.datasets import binarize
 from vaegen_infer.errors import UsageError
+from vaegen_infer.priors import _LOG_2PI as LOG_2PI  # one copy of log(2 pi), the runtime's
 from vaegen_infer.priors import GaussianPrior
 
 BINARIZE_SEED = 0  # the test set is binarised once, with this seed, for every model
-LOG_2PI = math.log(2 * math.pi)
 
 
 def protocol(k: int, n_images: int, subset: str) -> dict[str, Any]:
@@ -122,7 +122,7 @@ def iwae(
         logits = g.decode_logits(z.reshape(b * k, d).astype(np.float32)).reshape(b, k, -1)
         log_px = log_px_of(flat[sl][:, None, :], logits.astype(np.float64))  # (b, k)
         log_pz = prior.log_density(z)  # (b, k)
-        log_qz = -0.5 * (LOG_2PI + lv[:, None] + eps**2).sum(-1)
+        log_qz = log_normal_at_draw(eps, lv[:, None])  # (b, k)
         log_w = log_px + log_pz - log_qz  # (b, k)
         top = log_w.max(1)
         ll[sl] = top + np.log(np.exp(log_w - top[:, None]).mean(1))
@@ -134,6 +134,12 @@ def iwae(
         bar.update(b)
     bar.close()
     return {"log_likelihood": ll, "rec": rec, "kl": kl, "mu": mu}
+
+
+def log_normal_at_draw(eps: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """numpy twin of train.models.log_normal_at_draw (this module runs without torch):
+    log N(z; mu, diag exp(logvar)) at z = mu + exp(logvar / 2) * eps, (..., D) -> (...)."""
+    return -0.5 * (LOG_2PI + logvar + eps**2).sum(-1)
 
 
 def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
@@ -226,7 +232,7 @@ def sample_metrics(g: vaegen_infer.Model, x_test: np.ndarray, n: int = 10_000, s
         per = max(1, n // len(g.manifest.labels))
         imgs, want = [], []
         for i, name in enumerate(g.manifest.labels):
-            imgs.append(g.sample(per, seed=seed + 1 + i, label=name))
+            imgs.append(g.sample(per, seed=seed + i, label=name))  # the CLI's rule: label i, seed + i
             want.append(np.full(per, i))
         q = clf_mod.sample_quality(np.concatenate(imgs), requested_labels=np.concatenate(want), classifier=clf)
         out["by_label_recognised"] = round(float(q["requested_share"]), 4)

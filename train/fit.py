@@ -34,7 +34,7 @@ from train.data import Split, to_float
 
 if TYPE_CHECKING:
     from train.data import DataOptions
-from train.models import LOG_2PI, Autoencoder, log_normal
+from train.models import LOG_2PI, Autoencoder, log_normal, log_normal_at_draw
 from vaegen_infer.errors import BundleError, UsageError
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -146,10 +146,9 @@ def iwae_loss(
     logits = model.decode(z.reshape(-1, mu.shape[1]))
     rep = target.unsqueeze(0).expand(k, *target.shape).reshape(-1, *target.shape[1:])
     log_px = -rec_per_image(model.cfg.likelihood, logits, rep).view(k, -1)  # (k, B)
-    if estimator == "dreg":
-        log_qz = log_normal(z, mu.detach(), logvar.detach())
-    else:
-        log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # (k, B) log q(z | x) at its own draws
+    # (k, B) log q(z | x): DReG holds q's parameters fixed; IWAE takes it at its own draws
+    dreg = estimator == "dreg"
+    log_qz = log_normal(z, mu.detach(), logvar.detach()) if dreg else log_normal_at_draw(eps, logvar)
     log_w = log_px + beta * (model.log_prior(z) - log_qz)  # (k, B)
     bound = torch.logsumexp(log_w, 0) - math.log(k)  # (B,)
     if estimator == "dreg":
@@ -207,7 +206,7 @@ def evaluate_elbo(model: Autoencoder, x: Any, batch: int = 500) -> dict[str, Any
         if model.pseudo_logits is None:
             kl_sum += kd.sum().item()
         else:  # no closed form against a mixture: the one-sample estimate log q(z | x) - log p(z)
-            log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
+            log_qz = log_normal_at_draw(eps, logvar)
             kl_sum += (log_qz - model.log_prior(z)).sum().item()
     out: dict[str, Any] = {}
     if gaussian:
