@@ -101,10 +101,12 @@ def iwae(
     pixels = flat.shape[1]
     image = g.manifest.image
     if image.likelihood == "gaussian":
+        from scipy.special import expit  # sigmoid without overflow at logits of -100
+
         log_sigma = image.log_sigma
 
         def log_px_of(target: np.ndarray, logits: np.ndarray) -> np.ndarray:
-            return log_discretised_gaussian(target, 1.0 / (1.0 + np.exp(-logits)), log_sigma)
+            return log_discretised_gaussian(target, expit(logits), log_sigma)
     else:
         log_px_of = _log_bernoulli
     rng = np.random.default_rng(seed)
