@@ -103,6 +103,28 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert whole["val_elbo"] == resumed["val_elbo"] and resumed["steps"] == 15
 
 
+def test_a_run_stopped_by_its_time_budget_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from train import data
+    from train.fit import load_checkpoint
+
+    split = data.synthetic(n=160)
+    mcfg = ModelConfig(latent_dim=3, channels=(4, 8), hidden=16)
+    tcfg = TrainConfig(data="synthetic", epochs=2, batch_size=32, seed=5, ema=0.5, threads=1)
+    fit_vae(mcfg, tcfg, split, tmp_path / "whole", quiet=True)
+    # a budget so small that the run stops after its first step, mid-epoch ...
+    stopped = fit_vae(mcfg, replace(tcfg, max_minutes=1e-6), split, tmp_path / "parts", quiet=True)
+    assert stopped["stopped_by_budget"] and stopped["steps"] == 1
+    # ... and, given more time, continues from that step as if never stopped
+    resumed = fit_vae(mcfg, tcfg, split, tmp_path / "parts", quiet=True, resume=True)
+    assert resumed["steps"] == 10 and not resumed["stopped_by_budget"]
+    a, _ = load_checkpoint(tmp_path / "whole")
+    b, _ = load_checkpoint(tmp_path / "parts")
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+
+
 def test_resume_without_a_resume_file_is_a_usage_error(tmp_path: Path) -> None:
     from train import data
 
@@ -115,7 +137,7 @@ def test_a_time_budget_stops_cleanly_with_the_best_weights(tmp_path: Path) -> No
     from train import data
 
     split = data.synthetic(n=160)
-    tcfg = TrainConfig(data="synthetic", epochs=1000, batch_size=32, max_minutes=1e-4, threads=1)
+    tcfg = TrainConfig(data="synthetic", epochs=1000, batch_size=32, max_minutes=1e-6, threads=1)
     summary = fit_vae(ModelConfig(latent_dim=2, channels=(4, 8), hidden=8), tcfg, split, tmp_path, quiet=True)
     assert summary["stopped_by_budget"] is True and summary["steps"] == 1
     assert summary["best_epoch"] == 1 and math.isfinite(summary["val_elbo"])

@@ -435,9 +435,18 @@ def fit_vae(
 ) -> dict[str, Any]:
     """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`.
 
-    A resume checkpoint (`out/resume.pt`) is written every `checkpoint_minutes`, on Ctrl-C and at
-    the end; `resume=True` continues from it. `stop_at_step` simulates an interruption (tests):
-    the loop saves its resume state after that many steps and returns {"stopped_at_step": N}.
+    A resume checkpoint (`out/resume.pt`: model, optimiser, schedule, EMA, RNG states, data order,
+    history and best weights) is written between steps every `checkpoint_minutes`, when the time
+    budget runs out (before the partial epoch is validated) and at the end; `resume=True`
+    continues from it. A kill or Ctrl-C loses the steps since the last one. `stop_at_step`
+    simulates an interruption (tests): the loop saves after that many steps and returns
+    {"stopped_at_step": N}.
+
+    A resumed run ends with the same weights as an uninterrupted one (tested, bit for bit) when it
+    runs with the same torch build and thread count on the same data. It does not when those
+    differ (float sums in another order), when folder data changed between the runs (a changed
+    image count is refused; changed contents are not detected), or after a budget stop, for the
+    history (checkpoint.pt of the stopped run records its partial epoch and its best weights).
     """
     set_seed(tcfg.seed, tcfg.threads)
     model = Autoencoder(mcfg)
@@ -464,72 +473,70 @@ def fit_vae(
     bar = tqdm(total=total, initial=min(total, state.step * tcfg.batch_size), desc="fit", unit="img",
                unit_scale=True, disable=quiet, dynamic_ncols=True)  # fmt: skip
     stopped_early = False
-    try:
-        while state.epoch < tcfg.epochs and not stopped_early:
-            model.train()
-            beta = beta_at(tcfg, state.epoch)
-            while state.step_in_epoch < per_epoch:
-                idx = order.next()
-                target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
-                loss, rec, kl = vae_step_loss(model, target, tcfg, beta)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                if ema is not None:
-                    ema.update(model)
-                state.step += 1
-                state.step_in_epoch += 1
-                for key, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-                    state.sums[key] += value.item() * len(idx)
-                state.sums["images"] += len(idx)
-                state.images += len(idx)
-                bar.update(len(idx))
-                if stop_at_step is not None and state.step >= stop_at_step:
-                    save()
-                    bar.close()
-                    return {"stopped_at_step": state.step}
-                if tcfg.checkpoint_minutes and time.time() - last_save >= tcfg.checkpoint_minutes * 60:
-                    save()
-                    last_save = time.time()
-                if budget.exhausted():
-                    stopped_early = True
-                    break
-            judged = ema.model if ema is not None else model  # with EMA, the averaged weights are what ships
-            val = evaluate_elbo(judged, x_val)
-            seen = max(1.0, state.sums["images"])
-            record = {
-                "epoch": state.epoch + 1,
-                "step": state.step,
-                "loss": state.sums["loss"] / seen,
-                "rec": state.sums["rec"] / seen,
-                "kl": state.sums["kl"] / seen,
-                "beta": beta,
-                "val_elbo": val["elbo"],
-                "val_rec": val["rec"],
-                "val_kl": val["kl"],
-                **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
-                "seconds": round(budget.elapsed, 1),
-            }
-            if stopped_early:
-                record["partial"] = True  # the budget ran out inside this epoch
-            state.history.append(record)
-            if is_better(tcfg, beta, val, state.best):
-                state.best = {**val, "epoch": state.epoch + 1}
-                state.best_state = copy.deepcopy(judged.state_dict())
-            state.epoch += 1
-            state.step_in_epoch = 0
-            state.sums = {k: 0.0 for k in state.sums}
-            bar.set_postfix(
-                loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
-                val_elbo=f"{val['elbo']:.1f}",
-            )  # fmt: skip
-    except KeyboardInterrupt:
-        save()  # so that --resume continues from here
-        raise
+    while state.epoch < tcfg.epochs and not stopped_early:
+        model.train()
+        beta = beta_at(tcfg, state.epoch)
+        while state.step_in_epoch < per_epoch:
+            idx = order.next()
+            target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
+            loss, rec, kl = vae_step_loss(model, target, tcfg, beta)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            if ema is not None:
+                ema.update(model)
+            state.step += 1
+            state.step_in_epoch += 1
+            for key, value in (("loss", loss), ("rec", rec), ("kl", kl)):
+                state.sums[key] += value.item() * len(idx)
+            state.sums["images"] += len(idx)
+            state.images += len(idx)
+            bar.update(len(idx))
+            if stop_at_step is not None and state.step >= stop_at_step:
+                save()
+                bar.close()
+                return {"stopped_at_step": state.step}
+            if tcfg.checkpoint_minutes and time.time() - last_save >= tcfg.checkpoint_minutes * 60:
+                save()
+                last_save = time.time()
+            if budget.exhausted():
+                save()  # mid-epoch: a resumed run continues exactly here
+                stopped_early = True
+                break
+        judged = ema.model if ema is not None else model  # with EMA, the averaged weights are what ships
+        val = evaluate_elbo(judged, x_val)
+        seen = max(1.0, state.sums["images"])
+        record = {
+            "epoch": state.epoch + 1,
+            "step": state.step,
+            "loss": state.sums["loss"] / seen,
+            "rec": state.sums["rec"] / seen,
+            "kl": state.sums["kl"] / seen,
+            "beta": beta,
+            "val_elbo": val["elbo"],
+            "val_rec": val["rec"],
+            "val_kl": val["kl"],
+            **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
+            "seconds": round(budget.elapsed, 1),
+        }
+        if stopped_early:
+            record["partial"] = True  # the budget ran out inside this epoch
+        state.history.append(record)
+        if is_better(tcfg, beta, val, state.best):
+            state.best = {**val, "epoch": state.epoch + 1}
+            state.best_state = copy.deepcopy(judged.state_dict())
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.sums = {k: 0.0 for k in state.sums}
+        bar.set_postfix(
+            loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
+            val_elbo=f"{val['elbo']:.1f}",
+        )  # fmt: skip
     bar.close()
-    save()
+    if not stopped_early:
+        save()
     model.load_state_dict(state.best_state)
     summary = {
         "best_epoch": state.best.get("epoch"),
