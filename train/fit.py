@@ -259,6 +259,26 @@ class BatchOrder:
         self.perm, self.pos = state["perm"].clone(), int(state["pos"])
 
 
+def optimiser_step(
+    losses: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    ema: Ema | None,
+) -> dict[str, float]:
+    """Backpropagate the first of (loss, rec, kl), step the optimiser, the schedule and the EMA;
+    returns the three as floats."""
+    loss, rec, kl = losses
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+    if ema is not None:
+        ema.update(model)
+    return {"loss": loss.item(), "rec": rec.item(), "kl": kl.item()}
+
+
 def steps_per_epoch(tcfg: TrainConfig, n_train: int) -> int:
     """An epoch is `epoch_images` images (validation and best-weight choice after each), or one pass."""
     return math.ceil((tcfg.epoch_images or n_train) / tcfg.batch_size)
@@ -355,6 +375,30 @@ class ResumeState:
     best: dict[str, Any] = field(default_factory=lambda: {"elbo": -math.inf})
     best_state: dict[str, torch.Tensor] | None = None
     elapsed: float = 0.0
+
+    def count(self, losses: dict[str, float], images: int) -> None:
+        """One optimiser step on `images` images with these batch-mean losses."""
+        self.step += 1
+        self.step_in_epoch += 1
+        for key, value in losses.items():
+            self.sums[key] += value * images
+        self.sums["images"] += images
+        self.images += images
+
+    def record(self, beta: float, val: dict[str, Any], elapsed: float) -> dict[str, Any]:
+        """The history row of the epoch that just ended: training means and validation terms."""
+        seen = max(1.0, self.sums["images"])
+        return {
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            **{key: self.sums[key] / seen for key in ("loss", "rec", "kl")},
+            "beta": beta,
+            "val_elbo": val["elbo"],
+            "val_rec": val["rec"],
+            "val_kl": val["kl"],
+            **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
+            "seconds": round(elapsed, 1),
+        }
 
 
 def save_resume(
@@ -479,20 +523,8 @@ def fit_vae(
         while state.step_in_epoch < per_epoch:
             idx = order.next()
             target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
-            loss, rec, kl = vae_step_loss(model, target, tcfg, beta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            if ema is not None:
-                ema.update(model)
-            state.step += 1
-            state.step_in_epoch += 1
-            for key, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-                state.sums[key] += value.item() * len(idx)
-            state.sums["images"] += len(idx)
-            state.images += len(idx)
+            losses = optimiser_step(vae_step_loss(model, target, tcfg, beta), model, opt, sched, ema)
+            state.count(losses, len(idx))
             bar.update(len(idx))
             if stop_at_step is not None and state.step >= stop_at_step:
                 save()
