@@ -339,8 +339,10 @@ class Model:
         `strict` refuses images of another size; `invert` flips grey levels; `note` receives one
         line per conversion worth knowing (resized, light background...)."""
         from .images import load_images
+        from .preprocess import Preprocess
 
-        return load_images(items, self.image_shape, strict=strict, invert=invert, note=note)
+        pre = Preprocess.from_image_spec(self.manifest.image)  # crop and resize filter as in training
+        return load_images(items, self.image_shape, strict=strict, invert=invert, note=note, preprocess=pre)
 
     # -- latent-space operations --------------------------------------------------------------
     def reconstruct(self, images: np.ndarray, sample: bool = False, seed: int | None = None) -> np.ndarray:
