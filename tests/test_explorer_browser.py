@@ -31,9 +31,13 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]  # fmt: skip
 
 
+RGB = "color-dsprites"  # the shipped 64x64 RGB bundle, when this checkout has it
+
+
 @pytest.fixture(scope="module")
 def models() -> dict[str, vi.Model]:
-    return {name: vi.load(name, providers="cpu") for name in ("mnist-vae", "mnist-vae-2d", "mnist-aae")}
+    names = ["mnist-vae", "mnist-vae-2d", "mnist-aae"] + ([RGB] if RGB in vi.models() else [])
+    return {name: vi.load(name, providers="cpu") for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +259,19 @@ def test_the_page_asks_for_the_api_key(browser: Any, models: dict[str, vi.Model]
         want = as_shown(models["mnist-vae"].sample(16, seed=0))
         np.testing.assert_array_equal(pixels(pg, "#samples canvas[data-index='5']"), want[5])
         context.close()
+
+
+def test_an_rgb_model_is_drawn_in_colour(page: Any, models: dict[str, vi.Model], shots: Path) -> None:
+    if RGB not in models:
+        pytest.skip(f"{RGB} is not shipped in this checkout")
+    g = models[RGB]
+    page.select_option("#model", RGB)
+    page.wait_for_function(f"window.explorer.model.name === '{RGB}'")
+    page.fill("#seed", "2")
+    page.fill("#n", "8")
+    page.click("#draw")
+    page.wait_for_function("window.explorer.samples.length === 8 && window.explorer.pending === 0")
+    want = to_uint8(g.sample(8, seed=2))  # (8, 64, 64, 3)
+    for i in (0, 7):
+        np.testing.assert_array_equal(pixels(page, f"#samples canvas[data-index='{i}']"), want[i])
+    page.screenshot(path=str(shots / "8-rgb.png"), full_page=True)
