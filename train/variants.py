@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -379,11 +380,27 @@ def int8_graph(model: Any, input_name: str, calibration: np.ndarray) -> tuple[by
 
 def fp16_graph(model: Any) -> bytes:
     """Half-precision copy of one graph, float32 inputs and outputs."""
+    from onnx import TensorProto, helper
     from onnxconverter_common.float16 import convert_float_to_float16
 
     # The decoder's Sigmoid reads `logits`, itself a graph output; converted, the converter gives the
-    # Sigmoid a float16 output where `x` must be float32 (onnxconverter-common 1.16), so it stays float.
-    return convert_float_to_float16(model, keep_io_types=True, op_block_list=["Sigmoid"]).SerializeToString()
+    # Sigmoid a float16 output that ONNX Runtime rejects (onnxconverter-common 1.16), so it stays float.
+    with warnings.catch_warnings():  # one per tiny weight clamped to float16's range: expected, not news
+        warnings.filterwarnings("ignore", message=".*will be truncated", category=UserWarning)
+        half = convert_float_to_float16(model, keep_io_types=True, op_block_list=["Sigmoid"])
+    # Even so the converter leaves a float16 Cast on the Sigmoid's output (graph output `x`): cast back.
+    for out in half.graph.output:
+        if out.type.tensor_type.elem_type == TensorProto.FLOAT16:
+            inner = f"{out.name}_fp16"
+            for node in half.graph.node:
+                node.output[:] = [inner if o == out.name else o for o in node.output]
+                node.input[:] = [inner if i == out.name else i for i in node.input]
+            half.graph.node.append(helper.make_node("Cast", [inner], [out.name], to=TensorProto.FLOAT))
+            out.type.tensor_type.elem_type = TensorProto.FLOAT
+    kinds = {o.name: o.type.tensor_type.elem_type for o in [*half.graph.input, *half.graph.output]}
+    if set(kinds.values()) != {TensorProto.FLOAT}:
+        raise BundleError(f"the fp16 graph's inputs and outputs are not all float32: {kinds}")
+    return half.SerializeToString()
 
 
 def build_variants(
