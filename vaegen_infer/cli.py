@@ -177,6 +177,11 @@ PROGRESS_FROM = 20_000  # show a progress bar on stderr from this many samples o
 # seen (a 4096-image batch holds ~100 MB of feature maps), so smaller runs bound the peak memory:
 # measured peak RSS for 100,000 samples, 463 MB with 4096 per run, see README "errors and limits".
 STREAM_CHUNK = 1024
+# `sample` grids of more than this many images are written by grids.sample_png: compressed band by
+# band while the next band decodes, zlib level STREAM_PNG_LEVEL (see benchmarks/results/png_path.md).
+# Smaller ones keep Pillow's encoder, so the README's pictures stay byte for byte as they were.
+STREAM_PNG_FROM = 1024
+STREAM_PNG_LEVEL = 1
 FORMATS_HELP = "png, jpg, webp, bmp, tiff or gif"
 
 
@@ -307,8 +312,14 @@ def sample(
         what = _write(grid, output, str(path), out_dir, scale)
         typer.echo(f"wrote {what} ({per_label} samples for each of {grid.shape[0]} labels from {g.name}, seed {seed})")
         return
-    grid = grids.sample_grid(g, n, seed, label=label, cols=cols)
-    what = _write(grid, output, str(path), out_dir, scale)
+    if fmt == "png" and out_dir is None and n > STREAM_PNG_FROM:  # decode and compress at once
+        from .io import write_bytes
+
+        written = write_bytes(path, lambda fh: grids.sample_png(g, n, seed, fh, label, cols, scale, STREAM_PNG_LEVEL))
+        what = str(written)
+    else:
+        grid = grids.sample_grid(g, n, seed, label=label, cols=cols)
+        what = _write(grid, output, str(path), out_dir, scale)
     of_label = f" of label {label}" if label is not None else ""
     typer.echo(f"wrote {what} ({_plural(n, 'sample')}{of_label} from {g.name}, seed {seed})")
 
