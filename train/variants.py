@@ -289,6 +289,20 @@ def calibration_inputs(bundle_dir: Path, n: int, seed: int = 0) -> dict[str, np.
     return {"encoder": x, "decoder": z}
 
 
+def sampled_inputs(bundle_dir: Path, n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Inputs with no training data at hand: codes drawn from the prior (seed) and the float32
+    decoder's images of them (binarised with `seed` for binary data). Enough for measuring parity
+    (fp16 needs no calibration), and all a GPU machine with only the runtime installed can make."""
+    import vaegen_infer
+
+    g = vaegen_infer.load(bundle_dir, providers="cpu")
+    z = g.sample_latents(n, seed=seed)  # (n, D)
+    x = g.decode(z)  # (n, C, H, W) in [0, 1]
+    if g.manifest.image.data_kind == "binary":
+        x = (np.random.default_rng(seed).random(x.shape, dtype=np.float32) < x).astype(np.float32)
+    return {"encoder": x, "decoder": z}
+
+
 class _Reader:
     """onnxruntime.quantization's CalibrationDataReader over one array, in batches."""
 
@@ -417,7 +431,8 @@ def build_variants(
     bundle = open_bundle(Path(bundle_dir))
     path = bundle.path
     manifest = bundle.manifest
-    calib = calibration_inputs(path, calibration_images)
+    # int8 is calibrated on training images; fp16 alone needs only parity inputs, drawn from the model
+    calib = calibration_inputs(path, calibration_images) if int8 else sampled_inputs(path, PARITY_ROWS)
     rng = np.random.default_rng(1)
     parity_in = {
         "encoder": calib["encoder"][:PARITY_ROWS],
@@ -448,9 +463,10 @@ def build_variants(
             got = _run(data, {input_name: parity_in[role]})
             parity["max_abs_diff"][role] = _max_diff(got, reference[role])
             specs[role] = GraphSpec(name, sha256_file(path / name), float_spec.inputs, float_spec.outputs)
+        images = f"the first {PARITY_ROWS} calibration images" if int8 else f"{PARITY_ROWS} decoded prior samples"
         parity["inputs"] = (
-            f"encoder: the first {PARITY_ROWS} calibration images; decoder: {PARITY_ROWS // 2} of their codes "
-            f"and {PARITY_ROWS // 2} standard-normal draws (seed 1); onnxruntime CPU, against the float32 graphs"
+            f"encoder: {images}; decoder: {PARITY_ROWS // 2} of their codes and {PARITY_ROWS // 2} "
+            "standard-normal draws (seed 1); onnxruntime CPU, against the float32 graphs"
         )
         quality: dict[str, Any] = {"built_by": f"python -m train variants {path.name} --{precision}"}
         if precision == "int8":
