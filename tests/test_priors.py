@@ -128,6 +128,7 @@ def _two_bumps() -> GaussianMixturePrior:
 def test_gaussian_mixture_density_known_values() -> None:
     p = _two_bumps()
     z = np.array([[-2.0, 0.0], [1.0, 3.0], [0.0, 1.0]])
+
     # by hand: sum_k w_k prod_d N(z_d | m_kd, s_kd^2), s = (1, 2) and (0.5, 1)
     def normal(x: float, m: float, s: float) -> float:
         return float(np.exp(-0.5 * ((x - m) / s) ** 2) / (s * np.sqrt(2 * np.pi)))

@@ -26,18 +26,22 @@ The representation is the posterior mean (disentanglement_lib's "mean" represent
 ground-truth data is anything with `factor_sizes`, `sample_factors(n, rng) -> (n, K) ints` and
 `render(factors) -> images (n, C, H, W)` (optionally `factor_names`): a `FactorSource`.
 
-How `python -m train evaluate` will call this once the dSprites source (train/dsprites.py) exists:
+How `python -m train evaluate` will call this (DSpritesFactors below adapts train/dsprites.py):
 
     model = vaegen_infer.load(bundle)                   # the exported graphs, not the torch model
-    source = <the dSprites source: factor_sizes, factor_names, sample_factors, render>
+    source = DSpritesFactors()                          # or DSpritesFactors(color=True)
     def representation(x): return model.encode(x)[0]    # (n, D) posterior means via encoder.onnx
     report = evaluate_all(source, representation, seed=0)
     # report["mig"|"factor_vae"|"dci"] = {"score": ..., "protocol": {...}}  -> model.json metrics
     mi = report["mig"]["mi_normalised"]                 # (D, K), I(z_j; v_k) / H(v_k)
-    per_dim = vaegen_infer.factors.factor_table(mi, names, threshold)  # -> latent_factors.per_dim
+    per_dim = vaegen_infer.factors.factor_table(mi, source.factor_names, DEFAULT_THRESHOLD)
 
-The exporter writes `latent_factors = {"per_dim": per_dim, "factors": names, "protocol":
-report["mig"]["protocol"]}`; `vaegen_infer.factors.mi_heatmap(mi, names)` draws the picture.
+The exporter writes `latent_factors = {"per_dim": per_dim, "factors": source.factor_names,
+"protocol": report["mig"]["protocol"]}`; `vaegen_infer.factors.mi_heatmap(mi, names)` draws the
+picture. Cost at the full protocol: MIG renders and encodes 10,000 images; DCI 15,000, then fits
+100 boosted trees per class of each factor, 11,300 in all (the slow part: 7 to 13 minutes measured
+on the busy machine); the FactorVAE metric 10,000 + 15,000 x 64 = 970,000 images (rendering runs at
+about 13,000 images/s per core, so over a minute for rendering alone, plus the encoder).
 """
 
 from __future__ import annotations
@@ -104,6 +108,28 @@ def sample_codes(
         for i in range(0, n, REPRESENTATION_BATCH)
     ]
     return np.concatenate(codes, axis=0), factors
+
+
+class DSpritesFactors:
+    """train/dsprites.py as a FactorSource: the five factors of Matthey et al.'s grid (shape 3,
+    scale 6, orientation 40, x 32, y 32) drawn uniformly, rendered as (n, C, 64, 64) float32 in
+    [0, 1], what the encoder takes."""
+
+    def __init__(self, color: bool = False, seed: int = 0) -> None:
+        from train import dsprites
+
+        self._ds = dsprites
+        self.color = color
+        self.seed = seed  # Color-dSprites' colour table
+        self.factor_names = list(dsprites.FACTORS)
+        self.factor_sizes = tuple(dsprites.GRID)
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return np.stack([rng.integers(0, s, n) for s in self.factor_sizes], axis=1)  # (n, 5)
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        idx = np.ravel_multi_index(tuple(np.asarray(factors, dtype=np.int64).T), self._ds.GRID)  # (n,) grid rows
+        return self._ds.render(idx, color=self.color, seed=self.seed).astype(np.float32) / 255.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,11 +318,14 @@ def dci_from_codes(
     seed: int = 0,
 ) -> dict[str, Any]:
     """DCI from codes (n, D) and factors (n, K): one gradient-boosted classifier per factor with
-    sklearn's defaults (100 trees of depth 3), as dci.py's compute_importance_gbt. The cost grows
-    with the number of classes: 100 trees per class per factor (dSprites: 113 classes, about 7 min
-    at 10,000 points on a busy 2-core machine). Random forests, 10x faster, were measured and
-    rejected: their importances spread differently (disentanglement 0.35-0.47 where the gradient
-    boosting gives 0.64 on the same codes)."""
+    sklearn's defaults (100 trees of depth 3), as dci.py's compute_importance_gbt.
+
+    The cost grows with the number of classes, 100 trees per class and factor: dSprites' 113
+    classes at 10,000 points took 410 and 775 s on this busy 2-core machine (threads over the
+    factors gave no gain there). Random forests (100 trees, min_samples_leaf=5) were measured as
+    a faster stand-in and rejected: on the same dSprites-sized codes they gave disentanglement
+    0.47 and 0.36 (all features per split) or 0.35 and 0.21 (sqrt) where gradient boosting gives
+    0.64 and 0.47 (`python benchmarks/dci_importance_models.py`, results/dci_importance_models.jsonl)."""
     from sklearn.ensemble import GradientBoostingClassifier
 
     d, k = codes_train.shape[1], factors_train.shape[1]

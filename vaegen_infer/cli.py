@@ -714,7 +714,9 @@ def latent_map_command(
 
     g = _load(model, providers, precision=precision)
     pair = _pair(dims, g.latent_dim)
-    x, y, names = load_labelled(data, g.image_shape, g.manifest.labels)
+    from .preprocess import Preprocess
+
+    x, y, names = load_labelled(data, g.image_shape, g.manifest.labels, Preprocess.from_image_spec(g.manifest.image))
     x, y = x[:limit], y[:limit]
     save_image(output, grids.latent_map(g, x, y, dims=pair, label_names=names))
     _done(output, f"{_plural(len(x), 'code')} of {g.name}")

@@ -8,10 +8,14 @@ from __future__ import annotations
 import gzip
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .preprocess import Preprocess
 
 # IDX type codes (the third byte of the magic number) -> numpy dtype, big-endian as the format says.
 _IDX_TYPES = {
@@ -83,7 +87,10 @@ def binarize(images: np.ndarray, seed: int) -> np.ndarray:
 
 
 def load_labelled(
-    directory: str | os.PathLike[str], shape: tuple[int, int, int], labels: list[str] | None = None
+    directory: str | os.PathLike[str],
+    shape: tuple[int, int, int],
+    labels: list[str] | None = None,
+    preprocess: Preprocess | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A labelled image set -> (images (N, C, H, W), labels (N,), class names).
 
@@ -104,7 +111,7 @@ def load_labelled(
                 raise InputError(f"{root}: images are {x.shape[1:]}, the model takes {shape}")
             names = labels or [str(i) for i in range(int(y.max()) + 1)]
             return x, y, names
-    classes = sorted(p for p in root.iterdir() if p.is_dir())
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))  # not caches
     if not classes:
         raise InputError(f"{root} holds neither MNIST IDX files nor one sub-folder per class")
     names = labels or [p.name for p in classes]
@@ -112,7 +119,7 @@ def load_labelled(
     for folder in classes:
         if folder.name not in names:
             raise InputError(f"class folder '{folder.name}' is not a label of this model ({', '.join(names)})")
-        x, _ = load_images([folder], shape)
+        x, _ = load_images([folder], shape, preprocess=preprocess)
         xs.append(x)
         ys.append(np.full(len(x), names.index(folder.name), dtype=np.int64))
     return np.concatenate(xs), np.concatenate(ys), names
