@@ -208,3 +208,19 @@ def test_train_variants_command_needs_a_variant(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["variants", str(ROOT / "exported" / "mnist-vae-2d")])
     assert result.exit_code == 2
     assert "choose at least one variant" in result.output
+
+
+def test_the_schema_takes_variants_and_refuses_unknown_ones(variant_bundle: Path) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from importlib.resources import files
+
+    schema = json.loads(files("vaegen_infer").joinpath("schema/model.schema.json").read_text(encoding="utf-8"))
+    validator = jsonschema.Draft202012Validator(schema)
+    m = json.loads((variant_bundle / "model.json").read_text())
+    assert list(validator.iter_errors(m)) == []
+    bad = json.loads(json.dumps(m))
+    bad["variants"]["int4"] = bad["variants"].pop("int8")
+    assert not validator.is_valid(bad)
+    bad = json.loads(json.dumps(m))
+    del bad["variants"]["fp16"]["decoder"]["sha256"]
+    assert not validator.is_valid(bad)
