@@ -75,6 +75,10 @@ class Deconv:
         """Output length along an axis of input length n (no output_padding, dilation 1)."""
         return (n - 1) * self.stride - 2 * self.pad + self.kernel
 
+    def useful_flops(self, batch: int) -> int:
+        """2 FLOPs per multiply-add of the transposed convolution itself: 2 * N * Cin * H * W * Cout * k * k."""
+        return 2 * batch * self.cin * self.height * self.width * self.cout * self.kernel**2
+
 
 def subpixel_weights(d: Deconv, kc: int, pc: int, offset: int, mode: str = "DCR") -> np.ndarray:
     """The Conv weight (s*s*Cout, Cin, kc, kc) that computes every output phase of the transposed conv.
