@@ -107,8 +107,48 @@ def test_variants_are_listed_with_their_hashes_and_parity(variant_bundle: Path) 
 
 
 def test_int8_graph_runs_int8_convolutions(variant_bundle: Path) -> None:
-    ops = {n.op_type for n in onnx.load(str(variant_bundle / "decoder.int8.onnx")).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear", "Gather"} <= ops and "DepthToSpace" not in ops
+    nodes = onnx.load(str(variant_bundle / "decoder.int8.onnx")).graph.node
+    ops = [n.op_type for n in nodes]
+    # the first ConvTranspose as an int8 Conv; the last one reads its phases (no interleave left)
+    assert ops.count("ConvTranspose") == 1 and ops.count("Conv") == 1
+    assert {"QuantizeLinear", "DequantizeLinear"} <= set(ops) and not {"Gather", "DepthToSpace"} & set(ops)
+
+
+def _two_deconvs(relu: bool) -> object:
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w1, b1 = rng.standard_normal((8, 6, 4, 4), dtype=np.float32), rng.standard_normal(6, dtype=np.float32)
+    w2, b2 = rng.standard_normal((6, 2, 4, 4), dtype=np.float32), rng.standard_normal(2, dtype=np.float32)
+    attrs = {"kernel_shape": [4, 4], "strides": [2, 2], "pads": [1] * 4}
+    mid = "h" if relu else "y1"
+    nodes = [helper.make_node("ConvTranspose", ["x", "w1", "b1"], ["y1"], name="first", **attrs)]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["y1"], ["h"], name="act"))
+    nodes.append(helper.make_node("ConvTranspose", [mid, "w2", "b2"], ["y"], name="tail", **attrs))
+    graph = helper.make_graph(
+        nodes, "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 20, 20])],
+        [numpy_helper.from_array(v, k) for k, v in {"w1": w1, "b1": b1, "w2": w2, "b2": b2}.items()],
+    )  # fmt: skip
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+
+
+@pytest.mark.parametrize("relu", [True, False])
+def test_a_float_tail_reads_the_phases_directly(relu: bool) -> None:
+    from train.variants import subpixel_rewrite
+
+    model = _two_deconvs(relu)
+    fused, count = subpixel_rewrite(model, skip=frozenset({"tail"}))
+    assert count == 1
+    nodes = list(fused.graph.node)
+    assert [n.op_type for n in nodes] == ["Conv", *(["Relu"] if relu else []), "ConvTranspose"]
+    tail = nodes[-1]
+    attrs = {a.name: list(a.ints) for a in tail.attribute}
+    assert tail.name == "tail" and attrs["strides"] == [4, 4] and attrs["kernel_shape"] == [6, 6]
+    x = np.random.default_rng(4).standard_normal((3, 8, 5, 5), dtype=np.float32)
+    np.testing.assert_allclose(_run(fused, x), _run(model, x), atol=1e-3, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("precision", "tol"), [("int8", 0.05), ("fp16", 1e-3)])

@@ -12,8 +12,13 @@ its calibration protocol. The runtime picks one with `load(..., precision="int8"
   inputs binarised as in training for binary data; decoder inputs half the encoder's mu of those
   images, half draws from the prior). ONNX Runtime's CPU provider has no int8 ConvTranspose kernel
   (between its Q/DQ pairs it would run in float), so every ConvTranspose is first rewritten as the
-  equivalent sub-pixel convolution (Conv -> DepthToSpace [-> Slice], `subpixel_rewrite`), checked
-  equal to the original in float before quantising. Each graph's last weight layer and what
+  equivalent sub-pixel convolution (`subpixel_rewrite`), checked equal to the original in float
+  before quantising: a Conv computing every output phase, then either one Gather that interleaves
+  and crops the phases, or, when the next layer is a ConvTranspose that stays float, that layer
+  rewritten to read the phases directly (`fused_tail_weights`), so no interleave is left at all.
+  Profiled at batch 512 on one thread (mnist-vae decoder): float32 39.4 ms; int8 with DepthToSpace +
+  Slice 98 ms under load (their kernels cost more than the int8 Conv), with the Gather 27.7 ms, with
+  the fused tail 18.7 ms. Each graph's last weight layer and what
   follows it stay float: they make mu/logvar and the decoder's logits, whose ranges 8 bits cut too
   coarsely (a logit step of ~0.1 costs nats).
 - fp16: `onnxconverter_common.float16.convert_float_to_float16(keep_io_types=True)`: half-precision
@@ -122,24 +127,49 @@ def subpixel_weights(d: Deconv, kc: int, pc: int, offset: int, mode: str = "DCR"
     raise ValueError(f"mode must be DCR or CRD, not {mode!r}")
 
 
-def subpixel_plan(d: Deconv) -> tuple[int, int, int]:
+def subpixel_plan(d: Deconv, exact: bool = False) -> tuple[int, int, int]:
     """The smallest Conv (kernel kc, pad pc, Slice offset) that computes `d` as a sub-pixel conv.
 
     Kernels from ceil(k / s) up: the fewer zeros multiplied, the better (for stride 2, kernel 4,
-    pad 1 that is 2x2, pad 1, offset 1: 1.31x the useful multiply-adds, against 2.25x for 3x3)."""
+    pad 1 that is 2x2, pad 1, offset 1: 1.31x the useful multiply-adds, against 2.25x for 3x3).
+    `exact`: only plans whose phases are the output with nothing to crop (offset 0), so that the
+    phase tensor (N, s*s*Cout, H', W') is the output itself, interleaved (3x3, pad 1 above)."""
     s, k = d.stride, d.kernel
+    ho, wo = d.out_size(d.height), d.out_size(d.width)
     for kc in range(max(1, math.ceil(k / s)), k + 1):
         for pc in range(kc):
-            for offset in range(s):
+            for offset in range(1 if exact else s):
                 conv_h, conv_w = d.height + 2 * pc - kc + 1, d.width + 2 * pc - kc + 1
-                if offset + d.out_size(d.height) > s * conv_h or offset + d.out_size(d.width) > s * conv_w:
+                if offset + ho > s * conv_h or offset + wo > s * conv_w:
+                    continue
+                if exact and (s * conv_h != ho or s * conv_w != wo):
                     continue
                 try:
                     subpixel_weights(d, kc, pc, offset)
                 except ValueError:
                     continue
                 return kc, pc, offset
-    raise ValueError(f"no sub-pixel form found for kernel {k}, stride {s}, pad {d.pad}")
+    raise ValueError(f"no {'exact ' if exact else ''}sub-pixel form for kernel {k}, stride {s}, pad {d.pad}")
+
+
+def fused_tail_weights(first: Deconv, tail: Deconv) -> tuple[np.ndarray, int, int, int]:
+    """The next transposed conv `tail`, rewritten to read `first`'s phase tensor directly.
+
+    With an exact plan, first's output Y is its phases P (N, s*s*C, H, W) interleaved:
+    Y[c, s*p + rh, s*q + rw] = P[(rh*s + rw)*C + c, p, q] (DCR). The tail sends Y[c, ih] through tap kh
+    to o = s2*ih - p2 + kh = (s*s2)*p - p2 + (s2*rh + kh): one ConvTranspose of P with stride s*s2,
+    kernel s2*(s - 1) + k2 and the same pad, whose tap a = s2*rh + kh of channel (rh, rw, c) is the
+    tail's tap kh of channel c. Each phase owns its own input channels, so nothing overlaps: exact.
+    Elementwise ops between the two (Relu) commute with the interleave. Returns (weight
+    (s*s*C, Cout2, K', K'), stride, kernel, pad)."""
+    s, s2, k2 = first.stride, tail.stride, tail.kernel
+    c = first.cout
+    kk = s2 * (s - 1) + k2
+    w = np.zeros((s, s, c, tail.cout, kk, kk), dtype=np.float32)  # (rh, rw, c, co, a, b)
+    for rh in range(s):
+        for rw in range(s):
+            w[rh, rw, :, :, s2 * rh : s2 * rh + k2, s2 * rw : s2 * rw + k2] = tail.weight
+    return w.reshape(s * s * c, tail.cout, kk, kk), s * s2, kk, tail.pad
 
 
 def subpixel_gather_index(d: Deconv, kc: int, pc: int, offset: int) -> np.ndarray:
@@ -236,26 +266,82 @@ def subpixel_rewrite(model: Any, skip: frozenset[str] = frozenset()) -> tuple[An
     shapes = {
         vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim] for vi in [*g.value_info, *g.input, *g.output]
     }
+    from onnx import helper
+
+    consumers: dict[str, list[Any]] = {}
+    for node in g.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in g.output}
+
+    def only_consumer(tensor: str) -> Any | None:
+        users = consumers.get(tensor, [])
+        return users[0] if len(users) == 1 and tensor not in outputs else None
+
     new_nodes: list[Any] = []
     new_inits: dict[str, np.ndarray] = {}
     dropped: set[str] = set()
+    replaced: set[str] = set()  # names of nodes already rewritten as part of a fusion
     count = 0
     for node in g.node:
+        if node.name in replaced:
+            continue
         if node.op_type != "ConvTranspose" or node.name in skip:
             new_nodes.append(node)
             continue
         d = _deconv_of(node, inits, shapes)
         if d is None:
             raise BundleError(f"ConvTranspose {node.name!r} has attributes the sub-pixel rewrite does not handle")
-        nodes, extra = subpixel_nodes(d, node.input[0], node.output[0], f"subpixel{count}")
-        new_nodes += nodes
-        new_inits.update(extra)
-        dropped.update(node.input[1:])
+        prefix = f"subpixel{count}"
+        # Followed (through a Relu) by a ConvTranspose that stays as it is: that one reads the phases
+        # directly (fused_tail_weights), so the interleave, a per-element Gather, disappears.
+        act = only_consumer(node.output[0])
+        act = act if act is not None and act.op_type == "Relu" else None
+        tail = only_consumer(act.output[0] if act is not None else node.output[0])
+        tail_d = None
+        if tail is not None and tail.op_type == "ConvTranspose" and tail.name in skip:
+            tail_d = _deconv_of(tail, inits, shapes)
+        try:
+            plan = subpixel_plan(d, exact=True) if tail_d is not None else None
+        except ValueError:
+            plan = None
+        if tail is not None and tail_d is not None and plan is not None:
+            kc, pc, offset = plan
+            s = d.stride
+            phases = f"{prefix}_phases"
+            new_inits[f"{prefix}_w"] = subpixel_weights(d, kc, pc, offset)
+            new_inits[f"{prefix}_b"] = np.tile(d.bias, s * s)
+            new_nodes.append(
+                helper.make_node(
+                    "Conv", [node.input[0], f"{prefix}_w", f"{prefix}_b"], [phases], name=f"{prefix}_conv",
+                    kernel_shape=[kc, kc], pads=[pc] * 4,
+                )
+            )  # fmt: skip
+            if act is not None:
+                new_nodes.append(helper.make_node("Relu", [phases], [f"{prefix}_act"], name=act.name))
+                phases = f"{prefix}_act"
+            w2, stride2, k2, pad2 = fused_tail_weights(d, tail_d)
+            new_inits[f"{prefix}_tail_w"] = w2
+            new_inits[f"{prefix}_tail_b"] = tail_d.bias
+            new_nodes.append(
+                helper.make_node(
+                    "ConvTranspose", [phases, f"{prefix}_tail_w", f"{prefix}_tail_b"], [tail.output[0]],
+                    name=tail.name, kernel_shape=[k2, k2], strides=[stride2] * 2, pads=[pad2] * 4,
+                )
+            )  # fmt: skip
+            replaced.update(n.name for n in (act, tail) if n is not None)
+            dropped.update([*node.input[1:], *tail.input[1:]])
+        else:
+            nodes, extra = subpixel_nodes(d, node.input[0], node.output[0], prefix)
+            new_nodes += nodes
+            new_inits.update(extra)
+            dropped.update(node.input[1:])
         count += 1
     out = onnx.ModelProto()
     out.CopyFrom(model)
     del out.graph.node[:]
     out.graph.node.extend(new_nodes)
+    del out.graph.value_info[:]  # intermediate shapes changed; ONNX Runtime infers them again
     still_used = {i for n in new_nodes for i in n.input}
     kept = [i for i in out.graph.initializer if i.name not in dropped or i.name in still_used]
     del out.graph.initializer[:]
