@@ -862,6 +862,40 @@ def bench(
     _done(json_path, f"and {md_path.name}: {m['provider']}, {m['threads']} threads, {m['cpu']}")
 
 
+@app.command("export-triton")
+def export_triton(
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Bundle name or directory; repeat for several.")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="New directory for the model repository.")] = Path(
+        "triton-repo"
+    ),
+    backend: Annotated[
+        str, typer.Option(help="onnxruntime: graphs on Triton's ONNX Runtime backend; python: run by vaegen_infer.")
+    ] = "onnxruntime",
+    kind: Annotated[str, typer.Option(help="Where encoder/decoder instances run: gpu or cpu.")] = "gpu",
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Encoder/decoder max_batch_size.")] = 256,
+    dynamic_batching: Annotated[
+        bool, typer.Option("--dynamic-batching/--no-dynamic-batching", help="Triton's dynamic batcher.")
+    ] = True,
+    queue_delay_us: Annotated[int, typer.Option(min=0, help="Dynamic batcher's max queue delay, microseconds.")] = 500,
+    instances: Annotated[int, typer.Option(min=1, help="Instances per encoder/decoder.")] = 1,
+    sample_instances: Annotated[int, typer.Option(min=1, help="Instances of NAME-sample (CPU).")] = 4,
+) -> None:
+    """Write a Triton Inference Server model repository: NAME-encoder, NAME-decoder, NAME-sample.
+
+    Default model: mnist-vae."""
+    from .triton import export_repository
+
+    result = export_repository(
+        model or [DEFAULT_MODEL], output, backend=backend, kind=kind, max_batch_size=max_batch_size,
+        dynamic_batching=dynamic_batching, queue_delay_us=queue_delay_us, instances=instances,
+        sample_instances=sample_instances,
+    )  # fmt: skip
+    typer.echo(f"wrote {result.path}: {len(result.files)} files, models {', '.join(result.models)}")
+    typer.echo(f"start Triton on it: see {result.path / 'README.md'}")
+
+
 def _fmt_metric(value: Any) -> str:
     if isinstance(value, dict):
         parts = [f"{k}={_fmt_metric(v)}" for k, v in value.items() if not isinstance(v, (dict, list))]

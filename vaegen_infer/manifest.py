@@ -440,8 +440,11 @@ class Manifest:
             attributes[key] = Attribute(vec, desc if isinstance(desc, str) else "", str(src), attr_kind, amount)
 
         latent_stats = f.dict("latent_stats")
-        if "kl_per_dim" in latent_stats:
-            _Fields(latent_stats, "latent_stats", source).number_list("kl_per_dim", length=dim)
+        stats = _Fields(latent_stats, "latent_stats", source)
+        if "kl_per_dim" in latent_stats:  # traversals order dimensions by these two
+            stats.number_list("kl_per_dim", length=dim)
+        if latent_stats.get("mu_variance_per_dim") is not None:
+            stats.number_list("mu_variance_per_dim", length=dim)
         latent_factors = f.dict("latent_factors")
         if latent_factors:
             _check_latent_factors(_Fields(latent_factors, "latent_factors", source), dim)

@@ -329,7 +329,7 @@ def make_prior(spec: PriorSpec, dim: int) -> Prior:
         raise BundleError(f"unknown prior '{spec.name}'; this vaegen-infer knows: {', '.join(PRIORS)}")
     try:
         return cls(dim, **spec.params)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # a missing/unknown parameter, or one that is not a number
         raise BundleError(f"bad parameters {sorted(spec.params)} for prior '{spec.name}': {exc}") from exc
 
 
