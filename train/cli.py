@@ -115,7 +115,10 @@ def fit(
         float | None, typer.Option(min=0.0, help="Adam step size; AAE: the reconstruction phase. [vae 1e-3, aae 5e-4]")
     ] = None,
     lr_schedule: Annotated[str, typer.Option(help="constant or cosine.")] = "constant",
-    beta: Annotated[float, typer.Option(min=0.0, help="VAE: weight of the KL term.")] = 1.0,
+    objective: Annotated[
+        str, typer.Option(help="VAE: elbo, beta-vae (rec + beta KL) or beta-tcvae (beta weighs the total correlation).")
+    ] = "elbo",
+    beta: Annotated[float, typer.Option(min=0.0, help="VAE: weight of the KL (beta-tcvae: of its TC part).")] = 1.0,
     warmup_epochs: Annotated[int, typer.Option(min=0, help="VAE: KL warm-up epochs (beta from 0 up).")] = 0,
     free_bits: Annotated[float, typer.Option(min=0.0, help="VAE: KL floor per dimension, nats.")] = 0.0,
     binarize: Annotated[str, typer.Option(help="none or dynamic (fresh Bernoulli draw per batch).")] = "none",
@@ -181,7 +184,8 @@ def fit(
                 channels=channels, crop=crop, resize=resize, widths=widths, hidden=hidden, activation=activation,
                 likelihood=likelihood, attributes=attributes, val_fraction=val_fraction, strict=strict,
                 n_images=n_images, epochs=epochs,
-                epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, beta=beta,
+                epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                objective=objective, beta=beta,
                 warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate,
                 iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
                 prior_param=prior_param, conditional=conditional, posterior=posterior, label_fraction=label_fraction,
@@ -208,7 +212,8 @@ def _configs(
     crop: int | None, resize: str, widths: str | None, hidden: int, activation: str, likelihood: str,
     attributes: Path | None, val_fraction: float, strict: bool, n_images: int, epochs: int,
     epoch_images: int, batch_size: int,
-    lr: float | None, lr_schedule: str, beta: float, warmup_epochs: int, free_bits: float, binarize: str,
+    lr: float | None, lr_schedule: str, objective: str, beta: float, warmup_epochs: int, free_bits: float,
+    binarize: str,
     shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
     prior_param: list[str] | None, conditional: bool, posterior: str | None, label_fraction: float, lr_disc: float,
     lr_gen: float, disc_hidden: int, keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
@@ -227,7 +232,7 @@ def _configs(
         )
     tcfg = TrainConfig(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
-        lr_schedule=lr_schedule, beta=beta,
+        lr_schedule=lr_schedule, objective=objective, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
         threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction, max_minutes=max_minutes,

@@ -35,6 +35,7 @@ from train.data import Split, to_float
 if TYPE_CHECKING:
     from train.data import DataOptions
 from train.models import LOG_2PI, Autoencoder, log_normal
+from train.objectives import objective_loss
 from vaegen_infer.errors import BundleError, UsageError
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -164,21 +165,28 @@ def iwae_loss(
     return loss, -log_px[0].mean(), kl_per_dim(mu, logvar).mean(0)
 
 
+# The objective's extra terms that go into the history (beta-tcvae: the KL's parts, train/objectives.py).
+LOGGED_TERMS = frozenset({"mi", "tc", "dimwise_kl"})
+
+
 def vae_step_loss(
-    model: Autoencoder, target: torch.Tensor, tcfg: TrainConfig, beta: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, reconstruction term, KL) of one batch, each a scalar (batch means)."""
+    model: Autoencoder, target: torch.Tensor, tcfg: TrainConfig, beta: float, dataset_size: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+    """(loss, reconstruction term, KL, extra terms to log) of one batch, each a scalar (batch
+    means); `dataset_size` (the training set's) is what beta-tcvae's estimator needs."""
     if tcfg.iw_samples > 1 or model.pseudo_logits is not None:  # k = 1: the ELBO, KL sampled
         loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta, tcfg.iw_estimator)
-        return loss, rec, kd.sum()
+        return loss, rec, kd.sum(), {}
     mu, logvar = model.encode(target)
-    logits = model.decode(model.code(mu, logvar))
+    z = model.code(mu, logvar)
+    logits = model.decode(z)
     rec = rec_per_image(model.cfg.likelihood, logits, target).mean()
     kd = kl_per_dim(mu, logvar).mean(0)  # (D,) batch-mean KL per dimension
     kl = kd.sum()
     # Free bits: dimensions below the floor carry no penalty, so they stay in use.
     kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
-    return rec + beta * kl_pen, rec, kl
+    loss, extra = objective_loss(tcfg.objective, rec, kl_pen, z, mu, logvar, beta, dataset_size)
+    return loss, rec, kl, extra
 
 
 @torch.no_grad()
@@ -440,6 +448,8 @@ def fit_vae(
     the end; `resume=True` continues from it. `stop_at_step` simulates an interruption (tests):
     the loop saves its resume state after that many steps and returns {"stopped_at_step": N}.
     """
+    if tcfg.objective == "beta-tcvae" and mcfg.prior != "gaussian":
+        raise UsageError(f"objective beta-tcvae splits the KL against N(0, I); prior '{mcfg.prior}' is not that")
     set_seed(tcfg.seed, tcfg.threads)
     model = Autoencoder(mcfg)
     init_vamp(model, data, tcfg)
@@ -472,7 +482,7 @@ def fit_vae(
             while state.step_in_epoch < per_epoch:
                 idx = order.next()
                 target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
-                loss, rec, kl = vae_step_loss(model, target, tcfg, beta)
+                loss, rec, kl, extra = vae_step_loss(model, target, tcfg, beta, n_train)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -484,6 +494,8 @@ def fit_vae(
                 state.step_in_epoch += 1
                 for key, value in (("loss", loss), ("rec", rec), ("kl", kl)):
                     state.sums[key] += value.item() * len(idx)
+                for key in LOGGED_TERMS & extra.keys():  # beta-tcvae: the KL's parts, nats per image
+                    state.sums[key] = state.sums.get(key, 0.0) + extra[key] * len(idx)
                 state.sums["images"] += len(idx)
                 state.images += len(idx)
                 bar.update(len(idx))
@@ -507,6 +519,7 @@ def fit_vae(
                 "rec": state.sums["rec"] / seen,
                 "kl": state.sums["kl"] / seen,
                 "beta": beta,
+                **{key: state.sums[key] / seen for key in sorted(LOGGED_TERMS & state.sums.keys())},
                 "val_elbo": val["elbo"],
                 "val_rec": val["rec"],
                 "val_kl": val["kl"],
