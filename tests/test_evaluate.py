@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 pytest.importorskip("tqdm")
 from train.evaluate import active_units, iwae, parzen_log_likelihood
 from vaegen_infer.errors import UsageError
+from vaegen_infer.manifest import ImageSpec
 from vaegen_infer.priors import GaussianMixturePrior, GaussianPrior, MixturePrior, Prior
 
 
@@ -22,6 +24,7 @@ class _OnePixel:
 
     prior: Prior = GaussianPrior(1)
     name = "one-pixel"
+    manifest = SimpleNamespace(image=ImageSpec(1, 1, 1))  # Bernoulli decoder, binary data
 
     def __init__(self, mu: float, logvar: float) -> None:
         self.mu, self.logvar = mu, logvar
@@ -124,3 +127,28 @@ def test_parzen_with_one_sample_is_a_gaussian_density() -> None:
     sigma = 0.5
     want = -(0.01 + 0.04 + 0.09) / (2 * sigma**2) - 2 * math.log(2 * math.pi * sigma**2)
     np.testing.assert_allclose(parzen_log_likelihood(sample, x, sigma), [want], rtol=1e-12)
+
+
+def test_discretised_gaussian_known_answers() -> None:
+    from train.evaluate import bits_per_dim, log_discretised_gaussian
+
+    sigma = 0.01
+    half = 0.5 / 255
+    # interior pixel at the mean: the mass of [x - 1/510, x + 1/510] is erf(half / (sigma sqrt 2))
+    x = np.full((2, 12), 100 / 255)
+    got = log_discretised_gaussian(x, x.copy(), math.log(sigma))
+    want = 12 * math.log(math.erf(half / (sigma * math.sqrt(2))))
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    np.testing.assert_allclose(bits_per_dim(got, 12), -want / (12 * math.log(2)), rtol=1e-10)
+    # black pixel at mean 0: the first bin is open below, mass Phi(half / sigma)
+    zero = np.zeros((1, 3))
+    want0 = 3 * math.log(0.5 * (1 + math.erf(half / (sigma * math.sqrt(2)))))
+    np.testing.assert_allclose(log_discretised_gaussian(zero, zero, math.log(sigma)), want0, rtol=1e-10)
+    # the 256 bins of one pixel hold all the mass, whatever the mean (in the tails too)
+    levels = (np.arange(256) / 255)[:, None]
+    for mean in (0.3, 1.2, -0.4):
+        total = np.exp(log_discretised_gaussian(levels, np.full_like(levels, mean), math.log(0.05))).sum()
+        assert total == pytest.approx(1.0, abs=1e-9)
+    # far in a tail, the log-mass is finite (no log(0)): 30 sigma away
+    far = log_discretised_gaussian(np.full((1, 1), 200 / 255), np.full((1, 1), 200 / 255 - 0.3), math.log(sigma))
+    assert np.isfinite(far).all() and far[0] < -400

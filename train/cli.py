@@ -283,34 +283,66 @@ def export(
 @app.command()
 def evaluate(
     bundle: Annotated[str, typer.Argument(help="Bundle name or directory.")],
-    data: Annotated[str, typer.Option(help="mnist-idx:DIR holding t10k-*-ubyte[.gz] (the MNIST test set).")] = (
-        "mnist-idx:../shared/data/mnist"
-    ),
+    data: Annotated[
+        str,
+        typer.Option(
+            help="mnist-idx:DIR holding t10k-*-ubyte[.gz] (the MNIST test set); dsprites or color-dsprites "
+            "(freshly rendered with --data-seed); or any --data source of `fit` (its validation split)."
+        ),
+    ] = "mnist-idx:../shared/data/mnist",
     k: Annotated[int, typer.Option(min=1, help="VAE: importance samples per image for the IWAE bound.")] = 1000,
     images: Annotated[int, typer.Option(min=1, help="VAE: evaluate the first N test images.")] = 10_000,
     samples: Annotated[bool, typer.Option(help="Also judge 10,000 samples with the digit classifier.")] = True,
     write: Annotated[bool, typer.Option(help="Store the results in the bundle's model.json (metrics).")] = False,
     seed: Annotated[int, typer.Option()] = 0,
+    data_seed: Annotated[int, typer.Option(help="Generated test data: the seed of the fresh images.")] = 1000,
+    debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
 ) -> None:
-    """Measure a bundle through its ONNX graphs: VAE test NLL (IWAE), ELBO, active units; AAE Parzen
-    log-likelihood and prior fit; sample quality by the digit classifier."""
+    """Measure a bundle through its ONNX graphs: VAE test NLL (IWAE; nats for binary data, bits/dim
+    for 8-bit data), ELBO, active units; AAE Parzen log-likelihood and prior fit; sample quality by
+    the digit classifier (28x28 digit models)."""
+    from vaegen_infer.errors import VaegenError
+
+    try:
+        _evaluate(bundle, data, k, images, samples, write, seed, data_seed)
+    except VaegenError as exc:
+        raise _fail(exc, debug) from None
+
+
+def _evaluate(
+    bundle: str, data: str, k: int, images: int, samples: bool, write: bool, seed: int, data_seed: int
+) -> None:
+    import numpy as np
+
     import vaegen_infer
-    from train import data as datasets
-    from train.evaluate import aae_metrics, sample_metrics, vae_metrics
+    from train.config import TrainConfig
+    from train.evaluate import aae_metrics, sample_metrics, vae_metrics, vae_metrics_8bit
+    from train.fit import load_data
     from vaegen_infer.datasets import load_idx_dir
+    from vaegen_infer.errors import UsageError
     from vaegen_infer.io import save_json
     from vaegen_infer.manifest import MANIFEST_FILE
 
-    if not data.startswith("mnist-idx:"):
-        raise typer.BadParameter("use mnist-idx:DIR", param_hint="--data")
-    x_test, y_test = load_idx_dir(data.split(":", 1)[1], "test")
     g = vaegen_infer.load(bundle, providers="cpu")
     metrics: dict[str, object] = {}
-    if g.manifest.kind == "vae":
-        metrics.update(vae_metrics(g, x_test, k=k, n_images=min(images, len(x_test)), seed=seed))
+    if g.manifest.image.data_kind == "8bit":
+        if g.manifest.kind != "vae":
+            raise UsageError("8-bit evaluation covers VAEs (the IWAE bound); this bundle is an AAE")
+        x_test, subset = _test_images_8bit(g, data, images, data_seed)
+        metrics.update(vae_metrics_8bit(g, x_test, k=k, subset=subset, seed=seed))
+        samples = False  # the digit classifier judges 28x28 digits only
     else:
-        x_val = datasets.load(g.manifest.training["train_config"]["data"]).x_val
-        metrics.update(aae_metrics(g, x_test, y_test, x_val, seed=seed))
+        if not data.startswith("mnist-idx:"):
+            raise typer.BadParameter("binary (MNIST) bundles are measured on mnist-idx:DIR", param_hint="--data")
+        x_test, y_test = load_idx_dir(data.split(":", 1)[1], "test")
+        if g.manifest.kind == "vae":
+            metrics.update(vae_metrics(g, x_test, k=k, n_images=min(images, len(x_test)), seed=seed))
+        else:
+            split = load_data(TrainConfig.from_dict(g.manifest.training["train_config"]))
+            x_val = np.concatenate(
+                [split.to_float(split.x_val[i : i + 1000]) for i in range(0, len(split.x_val), 1000)]
+            )
+            metrics.update(aae_metrics(g, x_test, y_test, x_val, seed=seed))
     if samples:
         metrics["samples"] = sample_metrics(g, x_test, seed=seed)
     typer.echo(json.dumps(metrics, indent=2))
@@ -321,6 +353,28 @@ def evaluate(
         manifest.metrics = {**manifest.metrics, **metrics}
         save_json(g.bundle.path / MANIFEST_FILE, manifest.to_dict())
         typer.echo(f"wrote metrics to {g.bundle.path / MANIFEST_FILE}")
+
+
+def _test_images_8bit(g: object, data: str, images: int, data_seed: int) -> tuple[object, str]:
+    """(N, C, H, W) float32 test images with values k / 255, and a description of them."""
+    import numpy as np
+
+    from train.config import TrainConfig
+    from train.fit import load_data
+
+    h = g.image_shape[1]  # type: ignore[attr-defined]
+    if data in ("dsprites", "color-dsprites"):
+        from train import dsprites as ds
+
+        idx = ds.sample_indices(images, data_seed)
+        x = ds.render(idx, color=data == "color-dsprites", seed=data_seed, size=h).astype(np.float32) / np.float32(255)
+        return x, f"{images:,} {data} images rendered afresh (factors and colours from seed {data_seed})"
+    tcfg = TrainConfig.from_dict(g.manifest.training["train_config"])  # type: ignore[attr-defined]
+    tcfg.data = data
+    split = load_data(tcfg)
+    n = min(images, len(split.x_val))
+    x = np.concatenate([split.to_float(split.x_val[i : min(n, i + 1000)]) for i in range(0, n, 1000)])
+    return x, f"the first {n:,} validation images of {data}"
 
 
 def main() -> None:

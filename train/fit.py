@@ -34,7 +34,7 @@ from train.data import Split, to_float
 
 if TYPE_CHECKING:
     from train.data import DataOptions
-from train.models import LOG_2PI, Autoencoder, log_normal
+from train.models import LOG_2PI, Autoencoder, log_normal, log_normal_at_draw
 from train.objectives import objective_loss
 from vaegen_infer.errors import BundleError, UsageError
 
@@ -147,10 +147,9 @@ def iwae_loss(
     logits = model.decode(z.reshape(-1, mu.shape[1]))
     rep = target.unsqueeze(0).expand(k, *target.shape).reshape(-1, *target.shape[1:])
     log_px = -rec_per_image(model.cfg.likelihood, logits, rep).view(k, -1)  # (k, B)
-    if estimator == "dreg":
-        log_qz = log_normal(z, mu.detach(), logvar.detach())
-    else:
-        log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)  # (k, B) log q(z | x) at its own draws
+    # (k, B) log q(z | x): DReG holds q's parameters fixed; IWAE takes it at its own draws
+    dreg = estimator == "dreg"
+    log_qz = log_normal(z, mu.detach(), logvar.detach()) if dreg else log_normal_at_draw(eps, logvar)
     log_w = log_px + beta * (model.log_prior(z) - log_qz)  # (k, B)
     bound = torch.logsumexp(log_w, 0) - math.log(k)  # (B,)
     if estimator == "dreg":
@@ -166,12 +165,13 @@ def iwae_loss(
 
 
 # The objective's extra terms that go into the history (beta-tcvae: the KL's parts, train/objectives.py).
-LOGGED_TERMS = frozenset({"mi", "tc", "dimwise_kl"})
+LOGGED_TERMS = ("mi", "tc", "dimwise_kl")
+StepLosses = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]
 
 
 def vae_step_loss(
     model: Autoencoder, target: torch.Tensor, tcfg: TrainConfig, beta: float, dataset_size: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]:
+) -> StepLosses:
     """(loss, reconstruction term, KL, extra terms to log) of one batch, each a scalar (batch
     means); `dataset_size` (the training set's) is what beta-tcvae's estimator needs."""
     if tcfg.iw_samples > 1 or model.pseudo_logits is not None:  # k = 1: the ELBO, KL sampled
@@ -186,7 +186,7 @@ def vae_step_loss(
     # Free bits: dimensions below the floor carry no penalty, so they stay in use.
     kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
     loss, extra = objective_loss(tcfg.objective, rec, kl_pen, z, mu, logvar, beta, dataset_size)
-    return loss, rec, kl, extra
+    return loss, rec, kl, {k: extra[k] for k in LOGGED_TERMS if k in extra}
 
 
 @torch.no_grad()
@@ -215,7 +215,7 @@ def evaluate_elbo(model: Autoencoder, x: Any, batch: int = 500) -> dict[str, Any
         if model.pseudo_logits is None:
             kl_sum += kd.sum().item()
         else:  # no closed form against a mixture: the one-sample estimate log q(z | x) - log p(z)
-            log_qz = -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
+            log_qz = log_normal_at_draw(eps, logvar)
             kl_sum += (log_qz - model.log_prior(z)).sum().item()
     out: dict[str, Any] = {}
     if gaussian:
@@ -266,6 +266,26 @@ class BatchOrder:
                 f"the resume state was saved for {len(state['perm'])} training images; the data has {self.n}"
             )
         self.perm, self.pos = state["perm"].clone(), int(state["pos"])
+
+
+def optimiser_step(
+    losses: StepLosses,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler | None,
+    ema: Ema | None,
+) -> dict[str, float]:
+    """Backpropagate the first of (loss, rec, kl, extra), step the optimiser, the schedule and the
+    EMA; returns the three and the extra terms as floats."""
+    loss, rec, kl, extra = losses
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+    if ema is not None:
+        ema.update(model)
+    return {"loss": loss.item(), "rec": rec.item(), "kl": kl.item(), **extra}
 
 
 def steps_per_epoch(tcfg: TrainConfig, n_train: int) -> int:
@@ -365,6 +385,31 @@ class ResumeState:
     best_state: dict[str, torch.Tensor] | None = None
     elapsed: float = 0.0
 
+    def count(self, losses: dict[str, float], images: int) -> None:
+        """One optimiser step on `images` images with these batch-mean losses."""
+        self.step += 1
+        self.step_in_epoch += 1
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value * images  # extra terms appear on first use
+        self.sums["images"] += images
+        self.images += images
+
+    def record(self, beta: float, val: dict[str, Any], elapsed: float) -> dict[str, Any]:
+        """The history row of the epoch that just ended: training means and validation terms."""
+        seen = max(1.0, self.sums["images"])
+        return {
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            **{key: self.sums[key] / seen for key in ("loss", "rec", "kl")},
+            "beta": beta,
+            **{key: self.sums[key] / seen for key in LOGGED_TERMS if key in self.sums},
+            "val_elbo": val["elbo"],
+            "val_rec": val["rec"],
+            "val_kl": val["kl"],
+            **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
+            "seconds": round(elapsed, 1),
+        }
+
 
 def save_resume(
     out: Path,
@@ -444,9 +489,18 @@ def fit_vae(
 ) -> dict[str, Any]:
     """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`.
 
-    A resume checkpoint (`out/resume.pt`) is written every `checkpoint_minutes`, on Ctrl-C and at
-    the end; `resume=True` continues from it. `stop_at_step` simulates an interruption (tests):
-    the loop saves its resume state after that many steps and returns {"stopped_at_step": N}.
+    A resume checkpoint (`out/resume.pt`: model, optimiser, schedule, EMA, RNG states, data order,
+    history and best weights) is written between steps every `checkpoint_minutes`, when the time
+    budget runs out (before the partial epoch is validated) and at the end; `resume=True`
+    continues from it. A kill or Ctrl-C loses the steps since the last one. `stop_at_step`
+    simulates an interruption (tests): the loop saves after that many steps and returns
+    {"stopped_at_step": N}.
+
+    A resumed run ends with the same weights as an uninterrupted one (tested, bit for bit) when it
+    runs with the same torch build and thread count on the same data. It does not when those
+    differ (float sums in another order), when folder data changed between the runs (a changed
+    image count is refused; changed contents are not detected), or after a budget stop, for the
+    history (checkpoint.pt of the stopped run records its partial epoch and its best weights).
     """
     if tcfg.objective == "beta-tcvae" and mcfg.prior != "gaussian":
         raise UsageError(f"objective beta-tcvae splits the KL against N(0, I); prior '{mcfg.prior}' is not that")
@@ -475,75 +529,59 @@ def fit_vae(
     bar = tqdm(total=total, initial=min(total, state.step * tcfg.batch_size), desc="fit", unit="img",
                unit_scale=True, disable=quiet, dynamic_ncols=True)  # fmt: skip
     stopped_early = False
-    try:
-        while state.epoch < tcfg.epochs and not stopped_early:
-            model.train()
-            beta = beta_at(tcfg, state.epoch)
-            while state.step_in_epoch < per_epoch:
-                idx = order.next()
-                target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
-                loss, rec, kl, extra = vae_step_loss(model, target, tcfg, beta, n_train)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                if sched is not None:
-                    sched.step()
-                if ema is not None:
-                    ema.update(model)
-                state.step += 1
-                state.step_in_epoch += 1
-                for key, value in (("loss", loss), ("rec", rec), ("kl", kl)):
-                    state.sums[key] += value.item() * len(idx)
-                for key in LOGGED_TERMS & extra.keys():  # beta-tcvae: the KL's parts, nats per image
-                    state.sums[key] = state.sums.get(key, 0.0) + extra[key] * len(idx)
-                state.sums["images"] += len(idx)
-                state.images += len(idx)
-                bar.update(len(idx))
-                if stop_at_step is not None and state.step >= stop_at_step:
-                    save()
-                    bar.close()
-                    return {"stopped_at_step": state.step}
-                if tcfg.checkpoint_minutes and time.time() - last_save >= tcfg.checkpoint_minutes * 60:
-                    save()
-                    last_save = time.time()
-                if budget.exhausted():
-                    stopped_early = True
-                    break
-            judged = ema.model if ema is not None else model  # with EMA, the averaged weights are what ships
-            val = evaluate_elbo(judged, x_val)
-            seen = max(1.0, state.sums["images"])
-            record = {
-                "epoch": state.epoch + 1,
-                "step": state.step,
-                "loss": state.sums["loss"] / seen,
-                "rec": state.sums["rec"] / seen,
-                "kl": state.sums["kl"] / seen,
-                "beta": beta,
-                **{key: state.sums[key] / seen for key in sorted(LOGGED_TERMS & state.sums.keys())},
-                "val_elbo": val["elbo"],
-                "val_rec": val["rec"],
-                "val_kl": val["kl"],
-                **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
-                "seconds": round(budget.elapsed, 1),
-            }
-            if stopped_early:
-                record["partial"] = True  # the budget ran out inside this epoch
-            state.history.append(record)
-            if is_better(tcfg, beta, val, state.best):
-                state.best = {**val, "epoch": state.epoch + 1}
-                state.best_state = copy.deepcopy(judged.state_dict())
-            state.epoch += 1
-            state.step_in_epoch = 0
-            state.sums = {k: 0.0 for k in state.sums}
-            bar.set_postfix(
-                loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
-                val_elbo=f"{val['elbo']:.1f}",
-            )  # fmt: skip
-    except KeyboardInterrupt:
-        save()  # so that --resume continues from here
-        raise
+    while state.epoch < tcfg.epochs and not stopped_early:
+        model.train()
+        beta = beta_at(tcfg, state.epoch)
+        while state.step_in_epoch < per_epoch:
+            idx = order.next()
+            target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
+            losses = optimiser_step(vae_step_loss(model, target, tcfg, beta, n_train), model, opt, sched, ema)
+            state.count(losses, len(idx))
+            bar.update(len(idx))
+            if stop_at_step is not None and state.step >= stop_at_step:
+                save()
+                bar.close()
+                return {"stopped_at_step": state.step}
+            if tcfg.checkpoint_minutes and time.time() - last_save >= tcfg.checkpoint_minutes * 60:
+                save()
+                last_save = time.time()
+            if budget.exhausted():
+                save()  # mid-epoch: a resumed run continues exactly here
+                stopped_early = True
+                break
+        judged = ema.model if ema is not None else model  # with EMA, the averaged weights are what ships
+        val = evaluate_elbo(judged, x_val)
+        seen = max(1.0, state.sums["images"])
+        record = {
+            "epoch": state.epoch + 1,
+            "step": state.step,
+            "loss": state.sums["loss"] / seen,
+            "rec": state.sums["rec"] / seen,
+            "kl": state.sums["kl"] / seen,
+            "beta": beta,
+            **{key: state.sums[key] / seen for key in LOGGED_TERMS if key in state.sums},
+            "val_elbo": val["elbo"],
+            "val_rec": val["rec"],
+            "val_kl": val["kl"],
+            **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
+            "seconds": round(budget.elapsed, 1),
+        }
+        if stopped_early:
+            record["partial"] = True  # the budget ran out inside this epoch
+        state.history.append(record)
+        if is_better(tcfg, beta, val, state.best):
+            state.best = {**val, "epoch": state.epoch + 1}
+            state.best_state = copy.deepcopy(judged.state_dict())
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.sums = {k: 0.0 for k in state.sums}
+        bar.set_postfix(
+            loss=f"{record['loss']:.1f}", rec=f"{record['rec']:.1f}", kl=f"{record['kl']:.1f}",
+            val_elbo=f"{val['elbo']:.1f}",
+        )  # fmt: skip
     bar.close()
-    save()
+    if not stopped_early:
+        save()
     model.load_state_dict(state.best_state)
     summary = {
         "best_epoch": state.best.get("epoch"),

@@ -260,6 +260,12 @@ def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch
     return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) * torch.exp(-logvar)).sum(-1)
 
 
+def log_normal_at_draw(eps: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) at its own draw z = mu + exp(logvar / 2) * eps, from eps:
+    (..., D) -> (...). The same value as `log_normal(z, mu, logvar)`, without (z - mu) / sigma."""
+    return -0.5 * (LOG_2PI + logvar + eps.pow(2)).sum(-1)
+
+
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = mu + sigma * eps with sigma = exp(0.5 * logvar): the standard deviation, not the variance."""
     return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)

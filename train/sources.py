@@ -403,9 +403,7 @@ def _read_csv(path: Path, text: str) -> AttributeTable:
     return _finish(path, files, rows, names, linenos)
 
 
-def _match_attributes(
-    table: AttributeTable, path: Path, listing_files: list[str], root: Path
-) -> dict[str, np.ndarray]:
+def _match_attributes(table: AttributeTable, path: Path, listing_files: list[str], root: Path) -> dict[str, np.ndarray]:
     """Attribute columns in the listing's order. Every file named must exist under root and every
     listed image must have a row (matched by relative path, or by file name when unique)."""
     by_rel = {f: i for i, f in enumerate(listing_files)}
