@@ -321,6 +321,34 @@ def models() -> None:
 
 
 @app.command()
+def factors(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Heat map PNG to write [factors.png].")] = Path(
+        "factors.png"
+    ),
+    model: ModelOpt = DEFAULT_MODEL,
+) -> None:
+    """Heat map of the mutual information between each latent dimension and each ground-truth factor,
+    from the bundle's latent_factors table (dSprites bundles; needs its full `mi` matrix)."""
+    from .errors import UsageError
+    from .factors import mi_heatmap
+    from .io import write_bytes
+
+    g = _load(model, "cpu")
+    table = g.manifest.latent_factors
+    if not table or "mi" not in table or "factors" not in table:
+        raise UsageError(
+            f"model '{g.manifest.name}' stores no latent_factors.mi matrix; re-export it from a dSprites run"
+        )
+    per_dim = table["per_dim"]
+    labels = [f"z{d} {e['factor']}" for d, e in enumerate(per_dim)]
+    points = table.get("protocol", {}).get("num_train")
+    title = "mutual information: latent dimensions x factors" + (f" ({points:,} points)" if points else "")
+    picture = mi_heatmap(table["mi"], table["factors"], dim_labels=labels, title=title)
+    path = write_bytes(output, lambda fh: picture.save(fh, format="PNG"))
+    typer.echo(f"wrote {path} ({len(per_dim)} dimensions x {len(table['factors'])} factors)")
+
+
+@app.command()
 def info(
     model: ModelOpt = DEFAULT_MODEL,
     providers: ProvidersOpt = "auto",
