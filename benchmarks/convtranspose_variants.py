@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.flops import flops_per_item  # noqa: E402
 from benchmarks.profile_nodes import gemm_one_thread  # noqa: E402
+from train.variants import Deconv, subpixel_weights  # noqa: E402  (the int8 variant's rewrite, one copy)
 from vaegen_infer.bench import machine_info, repeats_for, summarize, time_calls, warm_up  # noqa: E402
 from vaegen_infer.io import save_json, write_bytes  # noqa: E402
 
@@ -61,38 +62,6 @@ OPSET = 18  # Col2Im is opset 18
 IR_VERSION = 10  # the bundle's own; ONNX Runtime 1.20+ reads it
 TOLERANCE = 1e-4  # max absolute difference from A that a variant may show
 STEM = "convtranspose_variants"
-
-
-@dataclass(frozen=True)
-class Deconv:
-    """The transposed convolution being rewritten: y = ConvTranspose(x, weight, bias)."""
-
-    weight: np.ndarray  # (Cin, Cout, k, k) float32, ONNX ConvTranspose layout
-    bias: np.ndarray  # (Cout,) float32
-    stride: int
-    pad: int  # the same on all four sides
-    height: int  # input spatial size
-    width: int
-
-    @property
-    def cin(self) -> int:
-        return int(self.weight.shape[0])
-
-    @property
-    def cout(self) -> int:
-        return int(self.weight.shape[1])
-
-    @property
-    def kernel(self) -> int:
-        return int(self.weight.shape[2])
-
-    def out_size(self, n: int) -> int:
-        """Output length along an axis of input length n (no output_padding, dilation 1)."""
-        return (n - 1) * self.stride - 2 * self.pad + self.kernel
-
-    def useful_flops(self, batch: int) -> int:
-        """2 FLOPs per multiply-add of the transposed convolution itself: 2 * N * Cin * H * W * Cout * k * k."""
-        return 2 * batch * self.cin * self.height * self.width * self.cout * self.kernel**2
 
 
 # -- the weights ---------------------------------------------------------------------------------
@@ -233,48 +202,6 @@ def build_gemm_col2im(d: Deconv) -> Any:
     }
     tail, tail_inits = _col2im_nodes(d, "cols")
     return _model(nodes + tail, {**inits, **tail_inits}, d, "E_gemm_col2im")
-
-
-def subpixel_weights(d: Deconv, kc: int, pc: int, offset: int, mode: str = "DCR") -> np.ndarray:
-    """The Conv weight (s*s*Cout, Cin, kc, kc) that computes every output phase of the transposed conv.
-
-    Conv (kernel kc, pad pc) output position p reads input rows p - pc + dh, dh in [0, kc).
-    DepthToSpace(s) puts phase r of position p at row s*p + r; a Slice starting at `offset` makes that
-    output row oh = s*p + r - offset. The transposed conv sends input row ih through tap kh to
-    oh = s*ih - pad + kh, so the Conv tap dh of phase r carries
-        kh = oh + pad - s*ih = r - offset + pad + s*(pc - dh)        (a zero where kh is outside [0, k)).
-    Same along columns. Raises unless every tap of W lands exactly once per phase, so a wrong
-    (kc, pc, offset) cannot build a graph that is silently wrong.
-
-    Channel order: DCR (DepthToSpace's default) reads channel (rh*s + rw)*Cout + co, phase-major;
-    CRD reads co*s*s + rh*s + rw."""
-    s, k = d.stride, d.kernel
-    w = np.zeros((s, s, d.cout, d.cin, kc, kc), dtype=np.float32)  # (rh, rw, co, ci, dh, dw)
-    wt = d.weight.transpose(1, 0, 2, 3)  # (Cout, Cin, k, k)
-    used = np.zeros((s, s, k, k), dtype=np.int64)  # how often each phase uses each tap
-    for rh in range(s):
-        for rw in range(s):
-            for dh in range(kc):
-                kh = rh - offset + d.pad + s * (pc - dh)
-                if not 0 <= kh < k:
-                    continue
-                for dw in range(kc):
-                    kw = rw - offset + d.pad + s * (pc - dw)
-                    if 0 <= kw < k:
-                        w[rh, rw, :, :, dh, dw] = wt[:, :, kh, kw]
-                        used[rh, rw, kh, kw] += 1
-    # Phase (rh, rw) owns the taps kh = rh - offset + pad (mod s), likewise kw; each exactly once.
-    for rh in range(s):
-        for rw in range(s):
-            want = np.zeros((k, k), dtype=np.int64)
-            want[(rh - offset + d.pad) % s :: s, (rw - offset + d.pad) % s :: s] = 1
-            if not np.array_equal(used[rh, rw], want):
-                raise ValueError(f"kernel {kc}, pad {pc}, offset {offset} do not cover phase ({rh}, {rw})")
-    if mode == "DCR":
-        return w.reshape(s * s * d.cout, d.cin, kc, kc)
-    if mode == "CRD":
-        return w.transpose(2, 0, 1, 3, 4, 5).reshape(d.cout * s * s, d.cin, kc, kc)
-    raise ValueError(f"mode must be DCR or CRD, not {mode!r}")
 
 
 def build_subpixel(d: Deconv, kc: int = 3, pc: int = 1, offset: int = 0, mode: str = "DCR") -> Any:

@@ -60,7 +60,9 @@ from vaegen_infer.bench import (  # noqa: E402
 )
 
 OURS = "vaegen-infer"
-ENGINES = (OURS, "onnxruntime-default", "torch-eager", "torch-eager-1t", "torch-compile")
+INT8 = "vaegen-infer-int8"  # the bundle's int8 variant (built into a temporary copy when it has none)
+OPENVINO = ("openvino-latency", "openvino-throughput")  # OpenVINO's CPU plugin, one engine per performance hint
+ENGINES = (OURS, INT8, "onnxruntime-default", *OPENVINO, "torch-eager", "torch-eager-1t", "torch-compile")
 EAGER = ("torch-eager", "torch-eager-1t")  # the goals compare with the faster of the two, per cell
 SETTLE_S = 0.03  # pause between engines' blocks: lets ONNX Runtime pools stop spinning
 Ops = dict[str, Callable[[], object]]
@@ -77,19 +79,83 @@ class Engine:
 # -- engines ------------------------------------------------------------------------------------
 
 
-def ours_engine(bundle: Path, threads: int | None) -> tuple[Engine, Any]:
+def ours_engine(
+    bundle: Path, threads: int | None, providers: str = "cpu", precision: str = "float32"
+) -> tuple[Engine, Any]:
     import vaegen_infer as vi
 
-    g = vi.load(bundle, providers="cpu", threads=threads)
+    g = vi.load(bundle, providers=providers, threads=threads, precision=precision)
     g.provider("encoder"), g.provider("decoder")  # create both sessions now, outside any timing
 
     def ops(batch: int, z: np.ndarray, images: np.ndarray) -> Ops:
         return model_operations(g, batch)  # same seed, so the same z and images as the peers get
 
-    return Engine(OURS, ops, f"cpu, {g.threads()} threads (vaegen_infer.load)"), g
+    name = OURS if precision == "float32" else INT8
+    where = g.provider("decoder")
+    about = f"{where}, {g.threads()} threads" if where == "cpu" else f"{where}, device {g.request.device_id}"
+    return Engine(name, ops, f"{about} (vaegen_infer.load, precision {g.precision})"), g
 
 
-def ort_default_engine(bundle: Path) -> Engine:
+def int8_bundle(bundle: Path, tmp: Path) -> Path:
+    """The bundle itself when it carries an int8 variant, else a temporary copy with one built
+    (train.variants: QDQ, calibrated on the bundle's training images)."""
+    import shutil
+
+    from vaegen_infer.bundle import read_manifest
+
+    if "int8" in read_manifest(bundle).variants:
+        return bundle
+    from train.variants import build_variants
+
+    copy = tmp / bundle.name
+    shutil.copytree(bundle, copy)
+    build_variants(copy, int8=True, fp16=False)
+    return copy
+
+
+def openvino_engines(bundle: Path, threads: int | None) -> list[Engine]:
+    """OpenVINO's CPU plugin on the same ONNX graphs, once with each performance hint: LATENCY
+    (one stream, for one request at a time) and THROUGHPUT (several streams; one synchronous
+    request still runs on one of them, as a caller with one request at a time would use it)."""
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        return [Engine(name, None, f"not available: {exc} (pip install openvino)") for name in OPENVINO]
+    import vaegen_infer as vi
+    from vaegen_infer.images import make_grid
+
+    core = ov.Core()
+    prior = vi.load(bundle, providers="cpu").prior
+    engines = []
+    for name, hint in zip(OPENVINO, ("LATENCY", "THROUGHPUT"), strict=True):
+        # f32 like the graphs: on CPUs with AMX or AVX-512 BF16 (this one has both) the plugin's
+        # default inference precision is bf16, which would compare 8-bit mantissas with float32.
+        config: dict[str, Any] = {"PERFORMANCE_HINT": hint, "INFERENCE_PRECISION_HINT": "f32"}
+        if threads is not None:
+            config["INFERENCE_NUM_THREADS"] = threads
+        enc = core.compile_model(str(bundle / "encoder.onnx"), "CPU", config).create_infer_request()
+        dec = core.compile_model(str(bundle / "decoder.onnx"), "CPU", config).create_infer_request()
+
+        def ops(batch: int, z: np.ndarray, images: np.ndarray, enc: Any = enc, dec: Any = dec) -> Ops:
+            def decode(zz: np.ndarray) -> np.ndarray:
+                return dec.infer({"z": zz})["x"]  # (B, C, H, W); the port's own buffer, read at once
+
+            def sample() -> np.ndarray:
+                return decode(prior.sample(len(z), np.random.default_rng(0)))
+
+            return {
+                "encode": lambda: enc.infer({"x": images}),
+                "decode": lambda: decode(z),
+                "sample": sample,
+                "sample-png": lambda: encode_png(make_grid(sample(), scale=2)),
+            }
+
+        about = f"openvino {ov.__version__.split('-')[0]} CPU plugin, PERFORMANCE_HINT {hint}, f32"
+        engines.append(Engine(name, ops, about))
+    return engines
+
+
+def ort_default_engine(bundle: Path, providers: str = "cpu") -> Engine:
     import onnxruntime as ort
 
     import vaegen_infer as vi
@@ -97,8 +163,9 @@ def ort_default_engine(bundle: Path) -> Engine:
 
     # What a raw ONNX Runtime user would write too: the prior drawn in numpy from model.json.
     prior = vi.load(bundle, providers="cpu").prior  # sessions open lazily: none is created here
-    enc = ort.InferenceSession(str(bundle / "encoder.onnx"), providers=["CPUExecutionProvider"])
-    dec = ort.InferenceSession(str(bundle / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    eps = ["CUDAExecutionProvider", "CPUExecutionProvider"] if providers == "cuda" else ["CPUExecutionProvider"]
+    enc = ort.InferenceSession(str(bundle / "encoder.onnx"), providers=eps)
+    dec = ort.InferenceSession(str(bundle / "decoder.onnx"), providers=eps)
 
     def ops(batch: int, z: np.ndarray, images: np.ndarray) -> Ops:
         def sample() -> np.ndarray:
@@ -112,7 +179,7 @@ def ort_default_engine(bundle: Path) -> Engine:
             "sample-png": lambda: encode_png(make_grid(sample(), scale=2)),
         }
 
-    return Engine("onnxruntime-default", ops, "cpu, InferenceSession(path) with default SessionOptions")
+    return Engine("onnxruntime-default", ops, f"{providers}, InferenceSession(path) with default SessionOptions")
 
 
 def torch_ops(
@@ -383,6 +450,37 @@ def end_to_end(bundle: Path, default_bundle: bool, runs: int, tmp: Path) -> dict
     return out
 
 
+def picture_path(bundle: Path, default_bundle: bool, runs: int, tmp: Path, n: int = 4096) -> dict[str, Any]:
+    """Wall time of `vaegen-infer sample --n N -o grid.png` against `--format npy` (same seed), as
+    processes, alternated, median of `runs`; and whether two PNG runs wrote the same bytes."""
+    exe = Path(sys.executable).with_name("vaegen-infer")
+    if not exe.exists():
+        return {"error": f"not available: no vaegen-infer console script next to {sys.executable}"}
+    base = [str(exe), "sample", "--n", str(n), "--seed", "0"] + ([] if default_bundle else ["--model", str(bundle)])
+    commands = {
+        "png": [*base, "-o", str(tmp / "grid.png")],
+        "npy": [*base, "--format", "npy", "-o", str(tmp / "g.npy")],
+    }
+    env = dict(os.environ)
+    for cmd in commands.values():
+        _run_process(cmd, env)  # untimed: page cache, bytecode
+    first = (tmp / "grid.png").read_bytes()
+    walls: dict[str, list[float]] = {k: [] for k in commands}
+    for _ in range(runs):
+        for name, cmd in commands.items():
+            walls[name].append(_run_process(cmd, env)[0])
+    out: dict[str, Any] = {
+        name: {"command": " ".join(["vaegen-infer", *commands[name][1:]]).replace(str(tmp), "$TMP"),
+               "wall_s_median": float(np.median(w)), "wall_s_all": [round(v, 3) for v in w]}
+        for name, w in walls.items()
+    }  # fmt: skip
+    out["n"] = n
+    out["png_over_npy"] = out["png"]["wall_s_median"] / out["npy"]["wall_s_median"]
+    out["png_bytes_reproducible"] = (tmp / "grid.png").read_bytes() == first
+    out["png_mb"] = round(len(first) / 1e6, 2)
+    return out
+
+
 _LIBRARY_SAMPLE = (
     "import vaegen_infer as vi; from vaegen_infer.images import make_grid, save_image; "
     "save_image('{out}', make_grid(vi.load('{bundle}' or 'mnist-vae').sample(64, seed=0), scale=2))"
@@ -458,11 +556,13 @@ def goals(
     """Each goal of issue 6, measured: the value, the target, met or not, and by how much."""
     out: list[dict[str, Any]] = []
 
-    def add(goal: str, value: float | None, target: float, higher_is_better: bool, unit: str) -> None:
+    def add(
+        goal: str, value: float | None, target: float, higher_is_better: bool, unit: str, inclusive: bool = False
+    ) -> None:
         if value is None:
             out.append({"goal": goal, "value": None, "target": target, "met": False, "note": "not measured"})
             return
-        met = value >= target if higher_is_better else value < target
+        met = value >= target if higher_is_better else (value <= target if inclusive else value < target)
         # "by": how far from the target, as a factor (> 1 means missed by that factor)
         by = target / value if higher_is_better else value / target
         out.append({"goal": goal, "value": value, "target": target, "unit": unit, "met": met, "factor_to_target": by})
@@ -472,6 +572,28 @@ def goals(
         eager = [v for v in (p50(timings, e, "decode", batch) for e in EAGER) if v is not None]
         return None if mine is None or not eager else min(eager) / mine
 
+    def over(peers: Sequence[str], op: str, batch: int) -> float | None:
+        """ours / the fastest of `peers` at one cell (<= 1: ours at or below it)."""
+        mine = p50(timings, OURS, op, batch)
+        theirs = [v for v in (p50(timings, e, op, batch) for e in peers) if v is not None]
+        return None if mine is None or not theirs else mine / min(theirs)
+
+    # issue 17
+    for op in ("decode", "encode"):
+        for b in sorted({t.batch for t in timings if t.operation == op}):
+            add(f"{op} batch {b}: ours / raw ONNX Runtime <= 1", over(["onnxruntime-default"], op, b), 1.0, False,
+                "x", inclusive=True)  # fmt: skip
+            if any(t.engine in OPENVINO for t in timings):
+                add(f"{op} batch {b}: ours / OpenVINO (faster hint) < 1", over(OPENVINO, op, b), 1.0, False, "x")
+    for b in sorted({t.batch for t in timings if t.engine == INT8 and t.operation == "decode"}):
+        mine, int8 = p50(timings, OURS, "decode", b), p50(timings, INT8, "decode", b)
+        speed = None if mine is None or int8 is None else mine / int8
+        if b == 512:
+            add("int8 decode batch 512: float32 / int8 >= 1.5", speed, 1.5, True, "x")
+    png = e2e.get("png_over_npy")
+    n_png = (e2e.get("picture") or {}).get("n", 4096)
+    add(f"sample --n {n_png}: -o grid.png / --format npy wall <= 1.3", png, 1.3, False, "x", inclusive=True)
+    # issue 6
     add("batch-1 decode p50: PyTorch eager (faster config) / ours >= 5", speedup(1), 5.0, True, "x")
     for b in sorted({t.batch for t in timings if t.batch >= 512}):
         add(f"batch-{b} decode p50: PyTorch eager (faster config) / ours >= 2", speedup(b), 2.0, True, "x")
@@ -591,6 +713,15 @@ def markdown(results: dict[str, Any], timings: Sequence[Timing]) -> str:
             if name in e2e:
                 r = e2e[name]
                 lines.append(f"| `{r['command']}` | {r['wall_s_median']:.3f} | {r['peak_rss_mb_median']:.0f} |")
+    pic = e2e.get("picture")
+    if pic and "error" not in pic:
+        lines += ["", "## Picture path: samples as one PNG grid against an npy array (median of processes)", ""]
+        lines += ["| command | wall s | all runs s |", "| --- | ---: | --- |"]
+        for name in ("png", "npy"):
+            r = pic[name]
+            lines.append(f"| `{r['command']}` | {r['wall_s_median']:.3f} | {', '.join(map(str, r['wall_s_all']))} |")
+        lines += ["", f"PNG / npy: **{pic['png_over_npy']:.2f}x**; PNG {pic['png_mb']} MB, "
+                  f"byte-identical across runs: {pic['png_bytes_reproducible']}."]  # fmt: skip
     lines += ["", "## Every cell", "", markdown_table(timings)]
     return "\n".join(lines)
 
@@ -613,12 +744,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--gemm-size", type=int, default=2048)
     parser.add_argument("--overhead-rounds", type=int, default=100)
     parser.add_argument("--e2e-runs", type=int, default=7)
+    parser.add_argument("--png-runs", type=int, default=3, help="runs of sample --n 4096 as PNG and as npy")
+    parser.add_argument("--providers", default="cpu", help="vaegen-infer's providers: cpu or cuda (GPU check)")
     parser.add_argument("--quick", action="store_true", help="smoke test: batches 1,8, tiny budgets, no compile")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if args.quick:
         args.batches, args.budget, args.min_repeats, args.rounds = "1,8", 0.02, 2, 1
         args.gemm_size, args.overhead_rounds, args.e2e_runs = 256, 2, min(args.e2e_runs, 1)
+        args.png_runs = min(args.png_runs, 1)
         args.engines = ",".join(e for e in args.engines.split(",") if e != "torch-compile")
     batches = [int(b) for b in args.batches.split(",")]
     operations = [o for o in args.ops.split(",") if o]
@@ -633,10 +767,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     gemm_start = gemm_rate(args.gemm_size, 10)
     print(f"GEMM {gemm_limit(gemm_start):.1f} GFLOP/s (median, best thread setting)", flush=True)
 
-    ours, g = ours_engine(bundle, args.threads)
+    ours, g = ours_engine(bundle, args.threads, args.providers)
     engines = [ours]
+    scratch = tempfile.TemporaryDirectory()
+    if INT8 in wanted:
+        engines.append(ours_engine(int8_bundle(bundle, Path(scratch.name)), args.threads, args.providers, "int8")[0])
     if "onnxruntime-default" in wanted:
-        engines.append(ort_default_engine(bundle))
+        engines.append(ort_default_engine(bundle, args.providers))
+    if any(e in wanted for e in OPENVINO):
+        engines += [e for e in openvino_engines(bundle, args.threads) if e.name in wanted]
 
     def inputs(batch: int) -> tuple[np.ndarray, np.ndarray]:
         z = g.sample_latents(batch, seed=0)  # the z model_operations uses too
@@ -655,6 +794,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         default_bundle = bundle == (ROOT / "exported" / "mnist-vae").resolve()
         e2e = end_to_end(bundle, default_bundle, args.e2e_runs, Path(tmp)) if args.e2e_runs > 0 else {"runs": 0}
+        if args.png_runs > 0:
+            # --quick: just over the streamed-PNG threshold, so the smoke test stays short
+            n_png = 1100 if args.quick else 4096
+            e2e["picture"] = picture_path(bundle, default_bundle, args.png_runs, Path(tmp), n_png)
+            e2e["png_over_npy"] = e2e["picture"].get("png_over_npy")
+    scratch.cleanup()
     print(f"end to end: {json.dumps(e2e)}", flush=True)
     gemm_end = gemm_rate(args.gemm_size, 10)
     gemm = gemm_limit(gemm_start, gemm_end)

@@ -411,3 +411,31 @@ def _test_images_8bit(g: object, data: str, images: int, data_seed: int) -> tupl
 
 def main() -> None:
     app()
+
+
+@app.command()
+def variants(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory, e.g. exported/mnist-vae.")],
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Add a statically quantised (QDQ) int8 variant, for CPUs.")
+    ] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Add a half-precision variant, for GPUs.")] = False,
+    calibration_images: Annotated[int, typer.Option(min=16, help="Training images to calibrate int8 on.")] = 512,
+    debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
+) -> None:
+    """Add reduced-precision copies of a bundle's graphs (files beside them, listed in model.json
+    `variants` with their parity against float32); `vaegen-infer --precision int8` uses them."""
+    from train.variants import build_variants
+    from vaegen_infer.errors import VaegenError
+
+    try:
+        summary = build_variants(bundle, int8=int8, fp16=fp16, calibration_images=calibration_images)
+    except VaegenError as exc:
+        raise _fail(exc, debug) from None
+    for precision, parity in summary.items():
+        worst = {role: max(d.values()) for role, d in parity["max_abs_diff"].items()}
+        typer.echo(
+            f"wrote {precision} variant of {bundle} (largest |{precision} - float32|: "
+            + ", ".join(f"{role} {v:.2e}" for role, v in worst.items())
+            + ")"
+        )

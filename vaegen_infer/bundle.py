@@ -45,8 +45,8 @@ class Bundle:
     manifest: Manifest
     origin: str  # "user", "shipped" or "path"
 
-    def file(self, role: str) -> Path:
-        return self.path / self.manifest.graph(role).file
+    def file(self, role: str, precision: str = "float32") -> Path:
+        return self.path / self.manifest.graph(role, precision).file
 
 
 def _bundle_dirs(root: Path) -> list[Path]:
@@ -111,10 +111,10 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_file(bundle: Bundle, role: str) -> Path:
+def verify_file(bundle: Bundle, role: str, precision: str = "float32") -> Path:
     """Check that a graph file exists, stays inside the bundle, and matches its recorded sha256."""
-    spec = bundle.manifest.graph(role)
-    path = bundle.file(role)
+    spec = bundle.manifest.graph(role, precision)
+    path = bundle.file(role, precision)
     root = bundle.path.resolve()
     if root not in path.resolve().parents:
         raise BundleError(f"{bundle.path}: graph file '{spec.file}' escapes the bundle directory")

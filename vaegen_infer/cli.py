@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -107,6 +108,14 @@ DeviceOpt = Annotated[int, typer.Option("--device-id", min=0, help="CUDA device 
 Tf32Opt = Annotated[
     bool, typer.Option("--tf32", help="CUDA: allow TF32 matmuls (faster on Ampere+, ~1e-3 error; off by default).")
 ]
+PrecisionOpt = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="float32; int8 (CPU) or fp16 (GPU) where the bundle carries that variant, else float32 with a note.",
+        show_default=True,
+    ),
+]
 CudaGraphOpt = Annotated[
     bool, typer.Option("--cuda-graph", help="CUDA: capture and replay one CUDA graph per batch size.")
 ]
@@ -138,12 +147,24 @@ def _load(
     device_id: int = 0,
     tf32: bool = False,
     cuda_graph: bool = False,
+    precision: str = "float32",
 ) -> Any:
+    from .manifest import PRECISIONS
     from .model import load
 
     if providers not in PROVIDER_CHOICES:
         raise typer.BadParameter(f"'{providers}' is not one of {', '.join(PROVIDER_CHOICES)}", param_hint="--providers")
-    return load(model, providers=providers, threads=threads, device_id=device_id, tf32=tf32, cuda_graph=cuda_graph)
+    if precision not in PRECISIONS:
+        raise typer.BadParameter(f"'{precision}' is not one of {', '.join(PRECISIONS)}", param_hint="--precision")
+    with warnings.catch_warnings():  # the fallback is said below, in one line, not as a Python warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g = load(
+            model, providers=providers, threads=threads, device_id=device_id, tf32=tf32, cuda_graph=cuda_graph,
+            precision=precision,
+        )  # fmt: skip
+    if g.precision != precision:
+        typer.echo(f"note: {g.name} has no {precision} variant; running float32", err=True)
+    return g
 
 
 def _done(path: Path, what: str) -> None:
@@ -156,6 +177,11 @@ PROGRESS_FROM = 20_000  # show a progress bar on stderr from this many samples o
 # seen (a 4096-image batch holds ~100 MB of feature maps), so smaller runs bound the peak memory:
 # measured peak RSS for 100,000 samples, 463 MB with 4096 per run, see README "errors and limits".
 STREAM_CHUNK = 1024
+# `sample` grids of more than this many images are written by grids.sample_png: compressed band by
+# band while the next band decodes, zlib level STREAM_PNG_LEVEL (see benchmarks/results/png_path.md).
+# Smaller ones keep Pillow's encoder, so the README's pictures stay byte for byte as they were.
+STREAM_PNG_FROM = 1024
+STREAM_PNG_LEVEL = 1
 FORMATS_HELP = "png, jpg, webp, bmp, tiff or gif"
 
 
@@ -247,6 +273,7 @@ def sample(
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale each image this many times.")] = 2,
     out_dir: OutDirOpt = None,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
     threads: ThreadsOpt = None,
     device_id: DeviceOpt = 0,
     tf32: Tf32Opt = False,
@@ -271,7 +298,7 @@ def sample(
         )
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
-    g = _load(model, providers, threads, device_id, tf32, cuda_graph)
+    g = _load(model, providers, threads, device_id, tf32, cuda_graph, precision=precision)
     if fmt == "npy":
         from .io import save_npy_stream
 
@@ -285,8 +312,14 @@ def sample(
         what = _write(grid, output, str(path), out_dir, scale)
         typer.echo(f"wrote {what} ({per_label} samples for each of {grid.shape[0]} labels from {g.name}, seed {seed})")
         return
-    grid = grids.sample_grid(g, n, seed, label=label, cols=cols)
-    what = _write(grid, output, str(path), out_dir, scale)
+    if fmt == "png" and out_dir is None and n > STREAM_PNG_FROM:  # decode and compress at once
+        from .io import write_bytes
+
+        written = write_bytes(path, lambda fh: grids.sample_png(g, n, seed, fh, label, cols, scale, STREAM_PNG_LEVEL))
+        what = str(written)
+    else:
+        grid = grids.sample_grid(g, n, seed, label=label, cols=cols)
+        what = _write(grid, output, str(path), out_dir, scale)
     of_label = f" of label {label}" if label is not None else ""
     typer.echo(f"wrote {what} ({_plural(n, 'sample')}{of_label} from {g.name}, seed {seed})")
 
@@ -352,12 +385,13 @@ def factors(
 def info(
     model: ModelOpt = DEFAULT_MODEL,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
     threads: ThreadsOpt = None,
     device_id: DeviceOpt = 0,
     tf32: Tf32Opt = False,
 ) -> None:
     """Show a bundle's manifest summary, its metrics, and which execution provider runs it."""
-    g = _load(model, providers, threads, device_id, tf32)
+    g = _load(model, providers, threads, device_id, tf32, precision=precision)
     m = g.manifest
     started = time.perf_counter()
     g.session_for("decoder", 1)  # creates the session a single image runs on, and checks the graph
@@ -380,6 +414,7 @@ def info(
         f"latent:      {m.latent_dim} dimensions, prior {g.prior.describe()}",
         f"labels:      {', '.join(m.labels) if m.labels else '-'}" + (" (sample by label)" if m.conditional else ""),
         f"attributes:  {', '.join(m.attributes) or '-'}",
+        f"precision:   {g.precision} (variants: {', '.join(['float32', *m.variants])})",
         f"provider:    {active} (requested {providers}; session created in {ms:.0f} ms), "
         + (f"{g.threads()} CPU threads" if active == "cpu" else f"device {device_id}, TF32 {'on' if tf32 else 'off'}"),
     ]
@@ -442,6 +477,7 @@ def encode(
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Encode images to latent codes: the posterior means mu (and log-variances in JSON)."""
     from .io import save_json, save_npy
@@ -449,7 +485,7 @@ def encode(
     suffix = output.suffix.lower()
     if suffix not in (".npy", ".json"):
         raise typer.BadParameter(f"'{output.name}' must end in .npy or .json", param_hint="--output")
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     x, paths = _images(g, images, strict, invert)
     mu, logvar = g.encode(x)
     if suffix == ".npy":
@@ -473,12 +509,13 @@ def decode(
     scale: ScaleOpt = 2,
     out_dir: OutDirOpt = None,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Decode latent codes to images, written as one grid."""
     from . import grids
     from .latentfile import read_latents
 
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     grid = grids.decode_grid(g, read_latents(latents), cols=cols)
     what = _write(grid, output, "decoded.png", out_dir, scale)
     typer.echo(f"wrote {what} ({_plural(grid.n, 'image')} from {g.name})")
@@ -499,11 +536,12 @@ def reconstruct(
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Encode and decode images; the grid shows each input above its reconstruction."""
     from . import grids
 
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     x, _ = _images(g, images, strict, invert)
     grid = grids.reconstruct_grid(g, x, cols=cols, sample=sample, seed=seed)
     outputs = grid.tiles[1::2].reshape(-1, *g.image_shape)[: len(x)]  # the output rows: one file per input
@@ -536,6 +574,7 @@ def interpolate(
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Walk through latent space from A to B (to C ...) and decode the path.
 
@@ -550,7 +589,7 @@ def interpolate(
         raise typer.BadParameter(f"'{method}' is not one of {', '.join(METHODS)}", param_hint="--method")
     if loop not in LOOPS:
         raise typer.BadParameter(f"'{loop}' is not one of {', '.join(LOOPS)}", param_hint="--loop")
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     if len(anchors) == 1 and Path(anchors[0]).suffix.lower() in (".npy", ".json"):
         points = list(read_latents(Path(anchors[0])))
         names = [f"z{i}" for i in range(len(points))]
@@ -589,6 +628,7 @@ def shift(
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Move images along a named attribute direction (mu + amount * v) and decode.
 
@@ -598,7 +638,7 @@ def shift(
     from . import grids, latent
 
     values = latent.parse_amounts(amounts)
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     g.attribute(attribute)  # fail on an unknown name before reading any image
     x, paths = _images(g, images, strict, invert)
     grid = grids.shift_grid(g, x, attribute, values, names=_names(paths))
@@ -632,6 +672,7 @@ def traverse(
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Vary one latent dimension at a time, the others held at the image's code (or the prior's mean).
 
@@ -641,7 +682,7 @@ def traverse(
 
     if not span > 0 or span != span or span == float("inf"):
         raise typer.BadParameter(f"span must be a positive number, got {span}", param_hint="--span")
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     order = latent.parse_dims(dims, g.latent_dim) if dims else None
     if factor is not None:
         from .errors import UsageError
@@ -685,11 +726,12 @@ def manifold(
     scale: ScaleOpt = 1,
     out_dir: OutDirOpt = None,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Decode a grid over the prior's quantiles of two latent dimensions (the classic MNIST manifold)."""
     from . import grids
 
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     grid = grids.manifold_grid(g, n, _pair(dims, g.latent_dim))
     typer.echo(f"wrote {_write(grid, output, 'manifold.png', out_dir, scale)} ({n}x{n} manifold of {g.name})")
 
@@ -711,13 +753,14 @@ def latent_map_command(
         str | None, typer.Option(help="Two dimensions, e.g. 0,1 (default: the two most used, in index order).")
     ] = None,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Plot labelled images' codes, coloured by class, over the prior's density (2-D view)."""
     from . import grids
     from .datasets import load_labelled
     from .images import save_image
 
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     pair = _pair(dims, g.latent_dim)
     from .preprocess import Preprocess
 
@@ -737,6 +780,7 @@ def score(
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
 ) -> None:
     """Score how likely each image is under the model: the importance-weighted bound on log p(x).
 
@@ -751,7 +795,7 @@ def score(
 
     if output.suffix.lower() != ".csv":
         raise typer.BadParameter(f"'{output.name}' must end in .csv", param_hint="--output")
-    g = _load(model, providers)
+    g = _load(model, providers, precision=precision)
     x, paths = _images(g, images, strict, invert)
     ll = g.score(x, k=k, seed=seed)  # (N,) nats
     bpd = bits_per_dim(ll, int(np.prod(g.image_shape)))
@@ -833,6 +877,7 @@ def bench(
         "bench-results"
     ),
     providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
     threads: ThreadsOpt = None,
     device_id: DeviceOpt = 0,
     tf32: Tf32Opt = False,
@@ -850,7 +895,7 @@ def bench(
         message = f"'{batches}' is not a comma-separated list of integers"
         raise typer.BadParameter(message, param_hint="--batches") from None
     check_choices(op_list, batch_list)
-    g = _load(model, providers, threads, device_id, tf32, cuda_graph)
+    g = _load(model, providers, threads, device_id, tf32, cuda_graph, precision=precision)
 
     def progress(t: Any) -> None:
         typer.echo(f"{t.operation} batch {t.batch}: p50 {t.p50_ms:.3f} ms", err=True)

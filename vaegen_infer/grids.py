@@ -11,13 +11,19 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
 
 from .errors import InputError, UsageError
-from .images import labelled_grid, make_grid
+from .images import grid_canvas_shape, grid_shape, labelled_grid, make_grid, paste_rows
 from .model import Model
+
+# Images decoded per band of a streamed sample grid (whole grid rows): big enough that each
+# decode call keeps both cores busy, small enough that the PNG of one band compresses while the
+# next is decoded.
+STREAM_BAND_IMAGES = 512
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,6 @@ def _rows_of(images: np.ndarray, cols: int) -> tuple[np.ndarray, int]:
 
 
 def _near_square(images: np.ndarray, cols: int | None) -> Grid:
-    from .images import grid_shape
-
     _, c = grid_shape(len(images), cols)
     tiles, n = _rows_of(images, c)
     return Grid(tiles, count=n)
@@ -101,6 +105,43 @@ def short_name(name: str, limit: int = 14) -> str:
 def sample_grid(g: Model, n: int, seed: int | None, label: int | str | None = None, cols: int | None = None) -> Grid:
     """n samples (of one class with `label`), near-square unless `cols` is given."""
     return _near_square(g.sample(n, seed=seed, label=label), cols)
+
+
+def sample_png(
+    g: Model,
+    n: int,
+    seed: int | None,
+    fh: BinaryIO,
+    label: int | str | None = None,
+    cols: int | None = None,
+    scale: int = 2,
+    compress_level: int = 6,
+) -> tuple[int, int]:
+    """Write `sample_grid(g, n, seed, label, cols).png(scale)`'s picture as a PNG to `fh`, decoding
+    and compressing at once: each band of grid rows is compressed (vaegen_infer.png) while the model
+    decodes the next. The pixels equal the Grid's; the bytes differ from Pillow's encoder (filter
+    None, one zlib stream) and are the same for a given seed and level. Returns (width, height)."""
+    from .png import StreamedPNG
+
+    rows, c = grid_shape(n, cols)
+    pad = Grid.pad
+    canvas = np.full(grid_canvas_shape(rows, c, g.image_shape, pad, scale), 64, dtype=np.uint8)  # (H, W, C)
+    height, width, channels = canvas.shape
+    band = max(1, STREAM_BAND_IMAGES // c) * c  # whole grid rows per band
+    sh = g.image_shape[1] * scale + pad  # canvas rows per grid row
+    writer = StreamedPNG(fh, width, height, channels, compress_level)
+    y = 0
+    try:
+        for i, block in enumerate(g.iter_samples(n, seed=seed, label=label, chunk=band)):
+            first = i * band // c
+            paste_rows(canvas, block, c, pad, scale, first_row=first)
+            done = first + -(-len(block) // c)  # grid rows filled so far
+            end = height if done >= rows else pad + done * sh  # the last band takes the bottom margin
+            writer.add(canvas[y:end])
+            y = end
+    finally:
+        writer.close()
+    return width, height
 
 
 def per_label_grid(g: Model, per_label: int, seed: int | None) -> Grid:

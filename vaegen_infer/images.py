@@ -43,18 +43,43 @@ def make_grid(
     """Tile (N, C, H, W) images in [0, 1] row by row, `pad` pixels apart, each upscaled `scale` times."""
     if scale < 1:
         raise UsageError(f"scale must be >= 1, got {scale}")
-    tiles = to_uint8(images)  # (N, H, W, C)
-    n, h, w, c = tiles.shape
+    n, c, h, w = images.shape
     rows, cols = grid_shape(n, cols)
-    if scale > 1:  # nearest-neighbour keeps the pixels of small digits crisp
-        tiles = tiles.repeat(scale, axis=1).repeat(scale, axis=2)
-        h, w = h * scale, w * scale
-    canvas = np.full((pad + rows * (h + pad), pad + cols * (w + pad), c), background, dtype=np.uint8)
-    for i in range(n):
-        r, q = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + q * (w + pad)
-        canvas[y : y + h, x : x + w] = tiles[i]
+    canvas = np.full(grid_canvas_shape(rows, cols, (c, h, w), pad, scale), background, dtype=np.uint8)
+    paste_rows(canvas, images, cols, pad, scale)
     return Image.fromarray(canvas[..., 0] if c == 1 else canvas, mode="L" if c == 1 else "RGB")
+
+
+def grid_canvas_shape(rows: int, cols: int, tile: tuple[int, int, int], pad: int, scale: int) -> tuple[int, int, int]:
+    """(height, width, C) of a grid of rows x cols tiles (C, H, W), each upscaled `scale` times."""
+    c, h, w = tile
+    return pad + rows * (h * scale + pad), pad + cols * (w * scale + pad), c
+
+
+def paste_rows(canvas: np.ndarray, images: np.ndarray, cols: int, pad: int, scale: int, first_row: int = 0) -> None:
+    """Write (N, C, H, W) images in [0, 1] into a uint8 canvas (height, width, C) as grid rows from
+    `first_row` on, `cols` per row: rounded to uint8 and upscaled (nearest neighbour, which keeps
+    small digits crisp) straight into the canvas, with no intermediate tile arrays.
+
+    The canvas is viewed as (rows, H, scale, cols, W, scale, C) blocks: a whole grid row of tiles is
+    one broadcast assignment, so the cost does not grow with Python loops over tiles."""
+    n, c, h, w = images.shape
+    sh, sw = h * scale + pad, w * scale + pad  # one tile and its gap
+    full, rest = divmod(n, cols)
+    # (N, C, H, W) float -> (N, H, W, C) uint8, the same rounding as to_uint8
+    tiles = (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
+    y0 = pad + first_row * sh
+    if full:
+        band = canvas[y0 : y0 + full * sh, pad : pad + cols * sw]  # (full*sh, cols*sw, C)
+        blocks = band.reshape(full, sh, cols, sw, c)[:, : h * scale, :, : w * scale]  # (R, H*s, K, W*s, C)
+        blocks = blocks.reshape(full, h, scale, cols, w, scale, c)
+        blocks[...] = tiles[: full * cols].reshape(full, cols, h, 1, w, 1, c).transpose(0, 2, 3, 1, 4, 5, 6)
+    if rest:
+        y = y0 + full * sh
+        band = canvas[y : y + sh, pad : pad + rest * sw]
+        blocks = band.reshape(1, sh, rest, sw, c)[:, : h * scale, :, : w * scale]
+        blocks = blocks.reshape(1, h, scale, rest, w, scale, c)
+        blocks[...] = tiles[full * cols :].reshape(1, rest, h, 1, w, 1, c).transpose(0, 2, 3, 1, 4, 5, 6)
 
 
 def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -27,6 +27,9 @@ DATA_KINDS = ("binary", "8bit")
 # bicubic when enlarging, the behaviour of bundles that predate `image.preprocess`.
 RESIZE_FILTERS = ("auto", "box", "bilinear", "bicubic", "lanczos", "nearest")
 ATTRIBUTE_KINDS = ("direction", "binary", "continuous")
+# Reduced-precision copies of the graphs a bundle may carry (`variants`), chosen by
+# `load(..., precision=...)`; "float32" is the bundle's own `graphs`.
+PRECISIONS = ("float32", "int8", "fp16")
 
 # Tensor names of the two graphs. A leading None in a shape is the dynamic batch axis.
 ENCODER_INPUT = "x"
@@ -258,6 +261,41 @@ def _shapes(f: _Fields, key: str, names: tuple[str, ...]) -> dict[str, Shape]:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """A reduced-precision copy of both graphs (same tensor names and shapes, float32 inputs and
+    outputs), with its measured agreement with float32 (`parity`) and its quality figures."""
+
+    encoder: GraphSpec
+    decoder: GraphSpec
+    parity: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+
+    def graph(self, role: str) -> GraphSpec:
+        return {"encoder": self.encoder, "decoder": self.decoder}[role]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": self.encoder.to_dict(),
+            "decoder": self.decoder.to_dict(),
+            "parity": self.parity,
+            "quality": self.quality,
+        }
+
+
+def _variants(f: _Fields, source: str) -> dict[str, Variant]:
+    out: dict[str, Variant] = {}
+    vf = _Fields(f.dict("variants"), "variants", source)
+    for key in vf.obj:
+        if key not in PRECISIONS[1:]:
+            raise vf.fail(key, "a variant named " + " or ".join(PRECISIONS[1:]), key)
+        one = vf.sub(key)
+        encoder = GraphSpec.from_fields(one.sub("encoder"), (ENCODER_INPUT,), ENCODER_OUTPUTS)
+        decoder = GraphSpec.from_fields(one.sub("decoder"), (DECODER_INPUT,), DECODER_OUTPUTS)
+        out[key] = Variant(encoder, decoder, one.dict("parity"), one.dict("quality"))
+    return out
+
+
+@dataclass(frozen=True)
 class PriorSpec:
     """Which prior the latent codes follow, by registry name, with its parameters."""
 
@@ -317,8 +355,13 @@ class Manifest:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     producer: dict[str, Any] = field(default_factory=dict)
+    # Reduced-precision graphs by precision ("int8", "fp16"); absent: float32 only.
+    variants: dict[str, Variant] = field(default_factory=dict)
 
-    def graph(self, role: str) -> GraphSpec:
+    def graph(self, role: str, precision: str = "float32") -> GraphSpec:
+        """The spec of a graph; of a variant's copy for precision "int8" / "fp16" (KeyError if absent)."""
+        if precision != "float32":
+            return self.variants[precision].graph(role)
         return {"encoder": self.encoder, "decoder": self.decoder}[role]
 
     def to_dict(self) -> dict[str, Any]:
@@ -340,6 +383,7 @@ class Manifest:
             "metrics": self.metrics,
             "training": self.training,
             "producer": self.producer,
+            **({"variants": {k: v.to_dict() for k, v in self.variants.items()}} if self.variants else {}),
         }
 
     @classmethod
@@ -379,6 +423,9 @@ class Manifest:
         encoder = GraphSpec.from_fields(gf.sub("encoder"), (ENCODER_INPUT,), ENCODER_OUTPUTS)
         decoder = GraphSpec.from_fields(gf.sub("decoder"), (DECODER_INPUT,), DECODER_OUTPUTS)
         _check_graph_shapes(source, image, dim, encoder, decoder)
+        variants = _variants(f, source)
+        for key, v in variants.items():
+            _check_graph_shapes(f"{source} (variants.{key})", image, dim, v.encoder, v.decoder)
 
         attributes: dict[str, Attribute] = {}
         af = _Fields(f.dict("attributes"), "attributes", source)
@@ -419,6 +466,7 @@ class Manifest:
             metrics=f.dict("metrics"),
             training=f.dict("training"),
             producer=f.dict("producer"),
+            variants=variants,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,16 @@ import numpy as np
 from . import latent
 from .bundle import DEFAULT_MODEL, Bundle, open_bundle, verify_file
 from .errors import BundleError, InputError, UsageError
-from .manifest import DECODER_INPUT, DECODER_OUTPUTS, ENCODER_INPUT, ENCODER_OUTPUTS, Attribute, Manifest
+from .manifest import (
+    DECODER_INPUT,
+    DECODER_OUTPUTS,
+    ENCODER_INPUT,
+    ENCODER_OUTPUTS,
+    PRECISIONS,
+    Attribute,
+    GraphSpec,
+    Manifest,
+)
 from .priors import Prior, make_prior
 from .providers import ProviderRequest, create_session, session_threads
 from .runners import Runner, build_runner
@@ -39,16 +49,28 @@ class Model:
     per-call `numpy.random.Generator` seeded by the caller, so results do not depend on threads.
     """
 
-    def __init__(self, bundle: Bundle, request: ProviderRequest) -> None:
+    def __init__(self, bundle: Bundle, request: ProviderRequest, precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{precision}'; choose one of: {', '.join(PRECISIONS)}")
         self.bundle = bundle
         self.request = request
+        # The graphs' precision really used: a variant the bundle lacks falls back to float32.
+        self.precision = precision
+        if precision != "float32" and precision not in bundle.manifest.variants:
+            have = ", ".join(bundle.manifest.variants) or "none"
+            warnings.warn(
+                f"model '{bundle.manifest.name}' has no {precision} variant (it has: {have}); running float32",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.precision = "float32"
         self.prior: Prior = make_prior(bundle.manifest.prior, bundle.manifest.latent_dim)
         # role -> how its session runs (SessionRunner on CPU; CudaRunner / CudaGraphRunner on CUDA).
         # Created on first use, so `sample` and `decode` never build the encoder's session.
         self._runners: dict[str, Runner] = {}
         self._lock = threading.Lock()
         for role in ("encoder", "decoder"):
-            verify_file(bundle, role)
+            verify_file(bundle, role, self.precision)
 
     # -- metadata -------------------------------------------------------------------------------
     @property
@@ -101,14 +123,21 @@ class Model:
             raise UsageError(f"unknown graph '{role}'; choose encoder or decoder")
         return self._runner(role).session_for(rows)
 
+    def graph_spec(self, role: str) -> GraphSpec:
+        """The manifest entry of the graph this model runs for `role`, at its precision."""
+        return self.manifest.graph(role, self.precision)
+
+    def _file(self, role: str) -> Path:
+        return self.bundle.file(role, self.precision)
+
     def _create(self, role: str) -> Runner:
-        path = self.bundle.file(role)
+        path = self._file(role)
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise BundleError(f"cannot read {path}: {exc.strerror or exc}") from exc
         # Hash the very bytes handed to ONNX Runtime, so a file swapped after load() is still caught.
-        if hashlib.sha256(data).hexdigest() != self.manifest.graph(role).sha256:
+        if hashlib.sha256(data).hexdigest() != self.graph_spec(role).sha256:
             raise BundleError(f"{path}: sha256 mismatch; the file changed after loading: re-export or reinstall")
 
         def make(small_batch: bool) -> tuple[Any, str]:
@@ -116,7 +145,7 @@ class Model:
             self._check_io(role, session)
             return session, active
 
-        spec = self.manifest.graph(role)
+        spec = self.graph_spec(role)
         per_item = {name: tuple(int(d) for d in shape[1:]) for name, shape in spec.outputs.items()}
         return build_runner(make, self.request, next(iter(spec.inputs)), per_item)
 
@@ -128,29 +157,29 @@ class Model:
         except Exception as exc:  # ONNX Runtime raises its own exception types for bad graphs
             if type(exc).__module__.startswith("onnxruntime"):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BundleError(f"{self.bundle.file(role)} is not a usable ONNX graph: {first}") from exc
+                raise BundleError(f"{self._file(role)} is not a usable ONNX graph: {first}") from exc
             raise
 
     def _check_io(self, role: str, session: Any) -> None:
-        spec = self.manifest.graph(role)
+        spec = self.graph_spec(role)
         got_in = {i.name: i.shape for i in session.get_inputs()}
         got_out = {o.name: o.shape for o in session.get_outputs()}
         for kind, want, got in (("input", spec.inputs, got_in), ("output", spec.outputs, got_out)):
             for name, shape in want.items():
                 if name not in got:
                     raise BundleError(
-                        f"{self.bundle.file(role)}: graph has no {kind} '{name}' (it has {', '.join(got)}); "
+                        f"{self._file(role)}: graph has no {kind} '{name}' (it has {', '.join(got)}); "
                         "the graph does not match model.json"
                     )
                 fixed = [d if isinstance(d, int) else None for d in got[name]]
                 if fixed[1:] != shape[1:]:
                     raise BundleError(
-                        f"{self.bundle.file(role)}: {kind} '{name}' has shape {got[name]}, model.json says "
+                        f"{self._file(role)}: {kind} '{name}' has shape {got[name]}, model.json says "
                         f"{shape}; the graph does not match model.json"
                     )
                 if isinstance(got[name][0], int):
                     raise BundleError(
-                        f"{self.bundle.file(role)}: {kind} '{name}' has a fixed batch size {got[name][0]}; "
+                        f"{self._file(role)}: {kind} '{name}' has a fixed batch size {got[name][0]}; "
                         "bundles need a dynamic batch axis: re-export"
                     )
 
@@ -602,6 +631,7 @@ def load(
     cudnn_conv_algo_search: str = "HEURISTIC",
     cuda_graph: bool = False,
     parallel: str = "batch",
+    precision: str = "float32",
 ) -> Model:
     """Load a bundle by name (see `vaegen_infer.models()`) or by directory path.
 
@@ -612,7 +642,9 @@ def load(
     one single-threaded session) or "intra-op" (ONNX Runtime's own thread pool). CUDA only:
     `device_id`, `tf32` (off by default: results then match the CPU's), `cudnn_conv_algo_search`
     (HEURISTIC, EXHAUSTIVE or DEFAULT), `cuda_graph` (capture one CUDA graph per batch size; for
-    servers that use a few fixed batch sizes).
+    servers that use a few fixed batch sizes). `precision`: "float32" (the default), "int8" (statically
+    quantised graphs, for CPUs) or "fp16" (half precision, for GPUs), where the bundle carries that
+    variant (`model.json` `variants`); otherwise float32, with a one-line RuntimeWarning.
     """
     request = ProviderRequest(providers, device_id, threads, tf32, cudnn_conv_algo_search, cuda_graph, parallel)
-    return Model(open_bundle(model), request)
+    return Model(open_bundle(model), request, precision)

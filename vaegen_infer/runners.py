@@ -65,8 +65,26 @@ class Runner(Protocol):
 SessionFactory = Callable[[bool], tuple[Any, str]]
 
 
+def direct_run(session: Any) -> Callable[[list[str], Mapping[str, np.ndarray]], list[np.ndarray]]:
+    """`(output names, feeds) -> outputs` of a CPU session with the least per-call cost.
+
+    `InferenceSession.run` is a Python wrapper that re-validates the feed names on every call and
+    then calls the compiled session (`session._sess.run`). Model's input checks already ensure the
+    names, so the runners call the compiled session directly: 0.8 us less per call, measured on an
+    Identity graph (3.5 -> 2.7 us of thread CPU time). I/O binding (bind input, bind a fresh output,
+    run: 8.0 us) and `run_with_ort_values` (wrapping the numpy input in an OrtValue: 34 us) cost
+    more than they save at batch 1 on the CPU, so they are not used here. Sessions without the
+    compiled attribute (tests' fakes, other ONNX Runtime builds) keep `session.run`."""
+    compiled = getattr(session, "_sess", None)
+    run = getattr(compiled, "run", None)
+    if run is None or not callable(run):
+        return lambda names, feeds: session.run(names, feeds)
+    return lambda names, feeds: run(names, feeds, None)
+
+
 class _Lazy:
-    """A session made on first use, once, under a lock (first use may come from many threads)."""
+    """A session made on first use, once, under a lock (first use may come from many threads),
+    and its cheapest way to run (`direct_run`)."""
 
     def __init__(self, session: Any, make: Callable[[], Any] | None) -> None:
         if session is None and make is None:
@@ -74,6 +92,7 @@ class _Lazy:
         self._value = session
         self._make = make
         self._lock = threading.Lock()
+        self._run: Callable[[list[str], Mapping[str, np.ndarray]], list[np.ndarray]] | None = None
 
     def get(self) -> Any:
         if self._value is None:
@@ -81,6 +100,12 @@ class _Lazy:
                 if self._value is None:
                     self._value = self._make()  # type: ignore[misc]
         return self._value
+
+    def run(self, names: list[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        fast = self._run
+        if fast is None:
+            fast = self._run = direct_run(self.get())
+        return fast(names, feeds)
 
 
 class SessionRunner:
@@ -100,7 +125,7 @@ class SessionRunner:
         return self.session
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        return self.session.run(list(outputs), dict(feeds))
+        return self._main.run(outputs if type(outputs) is list else list(outputs), feeds)
 
     def run_device(self, outputs: Sequence[str], feeds: Mapping[str, Any]) -> list[Any]:
         raise UsageError("device-resident inputs need the CUDA provider; this model runs on the CPU")
@@ -186,9 +211,9 @@ class SplitRunner:
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         ((name, array),) = feeds.items()  # our graphs have one input, batch on axis 0
         n = int(array.shape[0])
+        names = outputs if type(outputs) is list else list(outputs)
         if not self._splits(n):  # small batch: straight through, nothing copied
-            return self.small_batch_session().run(outputs, feeds)
-        names = list(outputs)
+            return (self._main if self._small is None else self._small).run(names, feeds)
         spans = self.chunks(n)
         results: list[list[np.ndarray] | None] = [None] * len(spans)
         taken = iter(range(len(spans)))
@@ -201,11 +226,11 @@ class SplitRunner:
                 if i is None:
                     return
                 lo, hi = spans[i]
-                results[i] = main.run(names, {name: array[lo:hi]})
+                results[i] = self._main.run(names, {name: array[lo:hi]})
 
         helpers = min(self.parts, len(spans)) - 1
         pool = _pool(self.parts - 1)
-        main = self.session  # made here, once, before the workers share it
+        self._main.get()  # made here, once, before the workers share it
         futures = [pool.submit(work) for _ in range(helpers)]
         work()
         for f in futures:
