@@ -115,7 +115,10 @@ def fit(
         float | None, typer.Option(min=0.0, help="Adam step size; AAE: the reconstruction phase. [vae 1e-3, aae 5e-4]")
     ] = None,
     lr_schedule: Annotated[str, typer.Option(help="constant or cosine.")] = "constant",
-    beta: Annotated[float, typer.Option(min=0.0, help="VAE: weight of the KL term.")] = 1.0,
+    objective: Annotated[
+        str, typer.Option(help="VAE: elbo, beta-vae (rec + beta KL) or beta-tcvae (beta weighs the total correlation).")
+    ] = "elbo",
+    beta: Annotated[float, typer.Option(min=0.0, help="VAE: weight of the KL (beta-tcvae: of its TC part).")] = 1.0,
     warmup_epochs: Annotated[int, typer.Option(min=0, help="VAE: KL warm-up epochs (beta from 0 up).")] = 0,
     free_bits: Annotated[float, typer.Option(min=0.0, help="VAE: KL floor per dimension, nats.")] = 0.0,
     binarize: Annotated[str, typer.Option(help="none or dynamic (fresh Bernoulli draw per batch).")] = "none",
@@ -181,7 +184,8 @@ def fit(
                 channels=channels, crop=crop, resize=resize, widths=widths, hidden=hidden, activation=activation,
                 likelihood=likelihood, attributes=attributes, val_fraction=val_fraction, strict=strict,
                 n_images=n_images, epochs=epochs,
-                epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule, beta=beta,
+                epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
+                objective=objective, beta=beta,
                 warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate,
                 iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
                 prior_param=prior_param, conditional=conditional, posterior=posterior, label_fraction=label_fraction,
@@ -208,7 +212,8 @@ def _configs(
     crop: int | None, resize: str, widths: str | None, hidden: int, activation: str, likelihood: str,
     attributes: Path | None, val_fraction: float, strict: bool, n_images: int, epochs: int,
     epoch_images: int, batch_size: int,
-    lr: float | None, lr_schedule: str, beta: float, warmup_epochs: int, free_bits: float, binarize: str,
+    lr: float | None, lr_schedule: str, objective: str, beta: float, warmup_epochs: int, free_bits: float,
+    binarize: str,
     shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
     prior_param: list[str] | None, conditional: bool, posterior: str | None, label_fraction: float, lr_disc: float,
     lr_gen: float, disc_hidden: int, keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
@@ -227,7 +232,7 @@ def _configs(
         )
     tcfg = TrainConfig(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
-        lr_schedule=lr_schedule, beta=beta,
+        lr_schedule=lr_schedule, objective=objective, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
         threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction, max_minutes=max_minutes,
@@ -291,6 +296,12 @@ def evaluate(
     write: Annotated[bool, typer.Option(help="Store the results in the bundle's model.json (metrics).")] = False,
     seed: Annotated[int, typer.Option()] = 0,
     data_seed: Annotated[int, typer.Option(help="Generated test data: the seed of the fresh images.")] = 1000,
+    quick: Annotated[
+        bool, typer.Option(help="dSprites: MIG, FactorVAE and DCI on a fifth to a tenth of the full protocol's points.")
+    ] = False,
+    points: Annotated[
+        int, typer.Option(min=0, help="dSprites: every factor metric on N points (smoke runs and tests); 0 = off.")
+    ] = 0,
     debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
 ) -> None:
     """Measure a bundle through its ONNX graphs: VAE test NLL (IWAE; nats for binary data, bits/dim
@@ -299,18 +310,39 @@ def evaluate(
     from vaegen_infer.errors import VaegenError
 
     try:
-        _evaluate(bundle, data, k, images, samples, write, seed, data_seed)
+        _evaluate(bundle, data, k, images, samples, write, seed, data_seed, _factor_sizes(quick, points))
     except VaegenError as exc:
         raise _fail(exc, debug) from None
 
 
+def _factor_sizes(quick: bool, points: int) -> dict[str, int]:
+    """Points per factor metric: the full protocol, --quick, or N for each (--points)."""
+    from train.disentangle import FULL, QUICK
+
+    if points:
+        return {key: points for key in FULL}
+    return dict(QUICK if quick else FULL)
+
+
+def _factor_metrics(g: object, sizes: dict[str, int], seed: int) -> dict[str, object]:
+    """MIG, the FactorVAE metric and DCI through the bundle's encoder on freshly rendered images."""
+    from train.disentangle import evaluate_sizes, source_for
+
+    m = g.manifest  # type: ignore[attr-defined]
+    tcfg = m.training["train_config"]
+    source = source_for(tcfg["data"], int(tcfg.get("data_seed", 0)), size=m.image.height)
+    return evaluate_sizes(source, lambda x: g.encode(x)[0], sizes, seed=seed)  # type: ignore[attr-defined]
+
+
 def _evaluate(
-    bundle: str, data: str, k: int, images: int, samples: bool, write: bool, seed: int, data_seed: int
-) -> None:
+    bundle: str, data: str, k: int, images: int, samples: bool, write: bool, seed: int, data_seed: int,
+    factor_sizes: dict[str, int],
+) -> None:  # fmt: skip
     import numpy as np
 
     import vaegen_infer
     from train.config import TrainConfig
+    from train.disentangle import FACTOR_DATA
     from train.evaluate import aae_metrics, sample_metrics, vae_metrics, vae_metrics_8bit
     from train.fit import load_data
     from vaegen_infer.datasets import load_idx_dir
@@ -320,7 +352,12 @@ def _evaluate(
 
     g = vaegen_infer.load(bundle, providers="cpu")
     metrics: dict[str, object] = {}
-    if g.manifest.image.data_kind == "8bit":
+    has_factors = g.manifest.training.get("train_config", {}).get("data") in FACTOR_DATA
+    if has_factors:  # ground-truth factors: the disentanglement metrics, each with its protocol
+        metrics["disentanglement"] = _factor_metrics(g, factor_sizes, seed)
+    if has_factors and g.manifest.image.data_kind != "8bit":
+        samples = False  # binary dSprites: no test set of record; reconstruction comes with the benchmark
+    elif g.manifest.image.data_kind == "8bit":
         if g.manifest.kind != "vae":
             raise UsageError("8-bit evaluation covers VAEs (the IWAE bound); this bundle is an AAE")
         x_test, subset = _test_images_8bit(g, data, images, data_seed)

@@ -27,6 +27,9 @@ LR_SCHEDULES = ("constant", "cosine")
 BINARIZE = ("none", "dynamic")
 KEEP = ("best", "last")
 IW_ESTIMATORS = ("iwae", "dreg")
+# The VAE's objectives, computed by train/objectives.py's `objective_loss` (listed here so that the
+# config does not import torch).
+OBJECTIVES = ("elbo", "beta-vae", "beta-tcvae")
 RESIZE_FILTERS = ("auto", "box", "bilinear", "bicubic", "lanczos", "nearest")
 
 
@@ -110,7 +113,8 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 1e-3
     lr_schedule: str = "constant"  # constant | cosine
-    beta: float = 1.0  # weight of the KL term (the lecture's lambda)
+    beta: float = 1.0  # weight of the KL term (the lecture's lambda); beta-tcvae: of the total correlation
+    objective: str = "elbo"  # elbo | beta-vae | beta-tcvae (train/objectives.py, OBJECTIVES)
     warmup_epochs: int = 0  # KL warm-up: beta rises linearly from 0 over this many epochs
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
     binarize: str = "none"  # none: BCE on grey levels; dynamic: fresh Bernoulli draw every batch
@@ -157,6 +161,9 @@ class TrainConfig:
         _at_least("lr", self.lr, 0.0)
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _at_least("beta", self.beta, 0.0)
+        _choice("objective", self.objective, OBJECTIVES)
+        if self.objective == "beta-tcvae" and (self.iw_samples > 1 or self.free_bits > 0):
+            raise UsageError("objective beta-tcvae splits the one-sample KL: use it with iw_samples 1 and free_bits 0")
         _at_least("warmup_epochs", self.warmup_epochs, 0)
         _at_least("free_bits", self.free_bits, 0.0)
         _choice("binarize", self.binarize, BINARIZE)

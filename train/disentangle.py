@@ -115,12 +115,13 @@ class DSpritesFactors:
     scale 6, orientation 40, x 32, y 32) drawn uniformly, rendered as (n, C, 64, 64) float32 in
     [0, 1], what the encoder takes."""
 
-    def __init__(self, color: bool = False, seed: int = 0) -> None:
+    def __init__(self, color: bool = False, seed: int = 0, size: int | None = None) -> None:
         from train import dsprites
 
         self._ds = dsprites
         self.color = color
         self.seed = seed  # Color-dSprites' colour table
+        self.size = size or dsprites.SIZE  # rendered side in pixels (a model trained at --image-size)
         self.factor_names = list(dsprites.FACTORS)
         self.factor_sizes = tuple(dsprites.GRID)
 
@@ -129,7 +130,7 @@ class DSpritesFactors:
 
     def render(self, factors: np.ndarray) -> np.ndarray:
         idx = np.ravel_multi_index(tuple(np.asarray(factors, dtype=np.int64).T), self._ds.GRID)  # (n,) grid rows
-        return self._ds.render(idx, color=self.color, seed=self.seed).astype(np.float32) / 255.0
+        return self._ds.render(idx, color=self.color, seed=self.seed, size=self.size).astype(np.float32) / 255.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,4 +379,67 @@ def evaluate_all(source: FactorSource, representation: Representation, seed: int
         "mig": compute_mig(source, representation, seed),
         "factor_vae": compute_factor_vae(source, representation, seed),
         "dci": compute_dci(source, representation, seed),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Protocols used by the product: the exporter's factor table and `python -m train evaluate`
+
+FACTOR_DATA = ("dsprites", "color-dsprites")  # train.data sources with ground-truth factors
+# The exporter measures the factor table on fewer points than MIG's 10,000 to keep export quick
+# (a few seconds); the plug-in MI's bias for an unrelated dimension is then about 0.03 for the
+# 40-valued orientation ((20 - 1)(40 - 1) / (2 * 3,000) nats over log 40), still below the
+# table's threshold (vaegen_infer.factors.DEFAULT_THRESHOLD, 0.1).
+EXPORT_MIG_POINTS = 3_000
+# `evaluate --quick`: every metric on a fifth to a tenth of its points (about a minute, DCI most of it).
+QUICK = {"mig": 2_000, "fvae_train": 1_000, "fvae_eval": 500, "fvae_variance": 2_000, "dci_train": 1_000,
+         "dci_test": 500}  # fmt: skip
+FULL = {"mig": MIG_NUM_TRAIN, "fvae_train": FVAE_NUM_TRAIN, "fvae_eval": FVAE_NUM_EVAL,
+        "fvae_variance": FVAE_NUM_VARIANCE, "dci_train": DCI_NUM_TRAIN, "dci_test": DCI_NUM_TEST}  # fmt: skip
+
+
+def source_for(data: str, data_seed: int = 0, size: int | None = None) -> DSpritesFactors:
+    """The FactorSource of a training data name (dsprites, color-dsprites); ValueError otherwise."""
+    if data not in FACTOR_DATA:
+        raise ValueError(
+            f"data '{data}' has no ground-truth factors; factor metrics need one of {', '.join(FACTOR_DATA)}"
+        )
+    return DSpritesFactors(color=data == "color-dsprites", seed=data_seed, size=size)
+
+
+def latent_factors(
+    source: FactorSource, representation: Representation, threshold: float, num_train: int = EXPORT_MIG_POINTS,
+    seed: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """The manifest's `latent_factors`: per dimension the factor it shares most information with
+    (normalised MI of MIG's estimator on `num_train` points), the factor names, the full (D, K)
+    normalised matrix (`mi`, for the heat map) and the protocol."""
+    from vaegen_infer.factors import factor_table
+
+    mig = compute_mig(source, representation, seed=seed, num_train=num_train)
+    names = factor_names(source)
+    protocol = {**mig["protocol"], "threshold": threshold, "mig_at_this_protocol": mig["score"]}
+    protocol["metric"] = "normalised mutual information of MIG's estimator (Chen et al. 2018), export protocol"
+    if num_train != MIG_NUM_TRAIN:
+        protocol["note"] = f"{num_train:,} points, not MIG's {MIG_NUM_TRAIN:,}: `python -m train evaluate` measures MIG"
+    mi = [[round(v, 4) for v in row] for row in mig["mi_normalised"]]  # (D, K)
+    return {"per_dim": factor_table(mi, names, threshold), "factors": names, "mi": mi, "protocol": protocol}
+
+
+def evaluate_sizes(
+    source: FactorSource, representation: Representation, sizes: dict[str, int], seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """MIG, the FactorVAE metric and DCI with the numbers of points in `sizes` (FULL, QUICK or
+    smaller, keys as FULL), each with its protocol; the (D, K) matrices are left out (the
+    manifest's `latent_factors` holds MIG's)."""
+    mig = compute_mig(source, representation, seed, num_train=sizes["mig"])
+    fvae = compute_factor_vae(
+        source, representation, seed, num_train=sizes["fvae_train"], num_eval=sizes["fvae_eval"],
+        num_variance_estimate=sizes["fvae_variance"],
+    )  # fmt: skip
+    dci = compute_dci(source, representation, seed, num_train=sizes["dci_train"], num_test=sizes["dci_test"])
+    return {
+        "mig": {k: mig[k] for k in ("score", "per_factor", "factors", "protocol")},
+        "factor_vae": fvae,
+        "dci": {k: v for k, v in dci.items() if k != "importance"},
     }

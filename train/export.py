@@ -289,6 +289,36 @@ def base_manifest(
     )
 
 
+def graph_representation(encoder_onnx: bytes, channels: int) -> Callable[[np.ndarray], np.ndarray]:
+    """images (n, C', H, W) -> posterior means (n, D) through the exported encoder (ONNX Runtime,
+    CPU), converting grey / RGB renderings to the model's channels as the runtime does."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(encoder_onnx, providers=["CPUExecutionProvider"])
+
+    def representation(images: np.ndarray) -> np.ndarray:
+        x = np.asarray(images, dtype=np.float32)
+        if x.shape[1] == 1 and channels == 3:
+            x = np.repeat(x, 3, axis=1)  # grey -> RGB: replicate
+        elif x.shape[1] == 3 and channels == 1:  # RGB -> grey: ITU-R 601 luma
+            x = np.tensordot(np.array([0.299, 0.587, 0.114], np.float32), x, axes=([0], [1]))[:, None]
+        return session.run([ENCODER_OUTPUTS[0]], {ENCODER_INPUT: x})[0]  # (n, D) mu
+
+    return representation
+
+
+def export_latent_factors(model: Autoencoder, payload: dict[str, Any], encoder_onnx: bytes) -> dict[str, Any]:
+    """`latent_factors` of a run on data with ground-truth factors (dSprites), measured through the
+    exported encoder on freshly rendered images (train/disentangle.py, EXPORT_MIG_POINTS)."""
+    from train.disentangle import latent_factors, source_for
+    from vaegen_infer.factors import DEFAULT_THRESHOLD
+
+    c, h, _ = model.cfg.image_shape
+    tcfg = payload["train_config"]
+    source = source_for(tcfg["data"], int(tcfg.get("data_seed", 0)), size=h)
+    return latent_factors(source, graph_representation(encoder_onnx, c), DEFAULT_THRESHOLD)
+
+
 def export_run(
     run: Path,
     out: Path,
@@ -321,11 +351,13 @@ def export_run(
     check_prior(model, runtime_prior)
     prior = runtime_prior.spec()
     conditional = cfg.conditional
+    factors = export_latent_factors(model, payload, graphs["encoder.onnx"]) if split.factors else {}
 
     def build(hashes: dict[str, str]) -> Manifest:
         m = base_manifest(name or out.name, model, payload, hashes, exporter, description, prior, labels, conditional)
         m.attributes = dict(attributes or {})
         m.latent_stats = dict(latent_stats or {})
+        m.latent_factors = factors
         m.metrics = dict(metrics or {})
         m.producer["parity_max_abs_diff"] = {k: float(f"{v:.3g}") for k, v in parity.items()}
         m.producer["parity_batches"] = list(PARITY_BATCHES)

@@ -35,6 +35,7 @@ from train.data import Split, to_float
 if TYPE_CHECKING:
     from train.data import DataOptions
 from train.models import LOG_2PI, Autoencoder, log_normal, log_normal_at_draw
+from train.objectives import objective_loss
 from vaegen_infer.errors import BundleError, UsageError
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -163,21 +164,29 @@ def iwae_loss(
     return loss, -log_px[0].mean(), kl_per_dim(mu, logvar).mean(0)
 
 
+# The objective's extra terms that go into the history (beta-tcvae: the KL's parts, train/objectives.py).
+LOGGED_TERMS = ("mi", "tc", "dimwise_kl")
+StepLosses = tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]
+
+
 def vae_step_loss(
-    model: Autoencoder, target: torch.Tensor, tcfg: TrainConfig, beta: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(loss, reconstruction term, KL) of one batch, each a scalar (batch means)."""
+    model: Autoencoder, target: torch.Tensor, tcfg: TrainConfig, beta: float, dataset_size: int = 0
+) -> StepLosses:
+    """(loss, reconstruction term, KL, extra terms to log) of one batch, each a scalar (batch
+    means); `dataset_size` (the training set's) is what beta-tcvae's estimator needs."""
     if tcfg.iw_samples > 1 or model.pseudo_logits is not None:  # k = 1: the ELBO, KL sampled
         loss, rec, kd = iwae_loss(model, target, tcfg.iw_samples, beta, tcfg.iw_estimator)
-        return loss, rec, kd.sum()
+        return loss, rec, kd.sum(), {}
     mu, logvar = model.encode(target)
-    logits = model.decode(model.code(mu, logvar))
+    z = model.code(mu, logvar)
+    logits = model.decode(z)
     rec = rec_per_image(model.cfg.likelihood, logits, target).mean()
     kd = kl_per_dim(mu, logvar).mean(0)  # (D,) batch-mean KL per dimension
     kl = kd.sum()
     # Free bits: dimensions below the floor carry no penalty, so they stay in use.
     kl_pen = torch.clamp(kd, min=tcfg.free_bits).sum() if tcfg.free_bits > 0 else kl
-    return rec + beta * kl_pen, rec, kl
+    loss, extra = objective_loss(tcfg.objective, rec, kl_pen, z, mu, logvar, beta, dataset_size)
+    return loss, rec, kl, {k: extra[k] for k in LOGGED_TERMS if k in extra}
 
 
 @torch.no_grad()
@@ -260,15 +269,15 @@ class BatchOrder:
 
 
 def optimiser_step(
-    losses: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    losses: StepLosses,
     model: torch.nn.Module,
     opt: torch.optim.Optimizer,
     sched: torch.optim.lr_scheduler.LRScheduler | None,
     ema: Ema | None,
 ) -> dict[str, float]:
-    """Backpropagate the first of (loss, rec, kl), step the optimiser, the schedule and the EMA;
-    returns the three as floats."""
-    loss, rec, kl = losses
+    """Backpropagate the first of (loss, rec, kl, extra), step the optimiser, the schedule and the
+    EMA; returns the three and the extra terms as floats."""
+    loss, rec, kl, extra = losses
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -276,7 +285,7 @@ def optimiser_step(
         sched.step()
     if ema is not None:
         ema.update(model)
-    return {"loss": loss.item(), "rec": rec.item(), "kl": kl.item()}
+    return {"loss": loss.item(), "rec": rec.item(), "kl": kl.item(), **extra}
 
 
 def steps_per_epoch(tcfg: TrainConfig, n_train: int) -> int:
@@ -381,7 +390,7 @@ class ResumeState:
         self.step += 1
         self.step_in_epoch += 1
         for key, value in losses.items():
-            self.sums[key] += value * images
+            self.sums[key] = self.sums.get(key, 0.0) + value * images  # extra terms appear on first use
         self.sums["images"] += images
         self.images += images
 
@@ -393,6 +402,7 @@ class ResumeState:
             "step": self.step,
             **{key: self.sums[key] / seen for key in ("loss", "rec", "kl")},
             "beta": beta,
+            **{key: self.sums[key] / seen for key in LOGGED_TERMS if key in self.sums},
             "val_elbo": val["elbo"],
             "val_rec": val["rec"],
             "val_kl": val["kl"],
@@ -492,6 +502,8 @@ def fit_vae(
     image count is refused; changed contents are not detected), or after a budget stop, for the
     history (checkpoint.pt of the stopped run records its partial epoch and its best weights).
     """
+    if tcfg.objective == "beta-tcvae" and mcfg.prior != "gaussian":
+        raise UsageError(f"objective beta-tcvae splits the KL against N(0, I); prior '{mcfg.prior}' is not that")
     set_seed(tcfg.seed, tcfg.threads)
     model = Autoencoder(mcfg)
     init_vamp(model, data, tcfg)
@@ -523,7 +535,7 @@ def fit_vae(
         while state.step_in_epoch < per_epoch:
             idx = order.next()
             target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
-            losses = optimiser_step(vae_step_loss(model, target, tcfg, beta), model, opt, sched, ema)
+            losses = optimiser_step(vae_step_loss(model, target, tcfg, beta, n_train), model, opt, sched, ema)
             state.count(losses, len(idx))
             bar.update(len(idx))
             if stop_at_step is not None and state.step >= stop_at_step:
@@ -547,6 +559,7 @@ def fit_vae(
             "rec": state.sums["rec"] / seen,
             "kl": state.sums["kl"] / seen,
             "beta": beta,
+            **{key: state.sums[key] / seen for key in LOGGED_TERMS if key in state.sums},
             "val_elbo": val["elbo"],
             "val_rec": val["rec"],
             "val_kl": val["kl"],

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
+from train.config import OBJECTIVES  # elbo | beta-vae | beta-tcvae, see objective_loss
+
 ESTIMATORS = ("mws", "mss")
 LOG_2PI = math.log(2 * math.pi)
 
@@ -131,3 +133,32 @@ def discriminator_tc(logits_real: torch.Tensor) -> torch.Tensor:
     """FactorVAE's total-correlation estimate from the discriminator's logits (B, 2) on codes from
     q(z), column 0 = "from q(z)", column 1 = "permuted": E[log D(z) - log(1 - D(z))]."""
     return (logits_real[:, 0] - logits_real[:, 1]).mean()
+
+
+# The VAE's objectives (`--objective`), all minimised per batch in train/fit.py's `vae_step_loss`:
+# elbo       rec + beta KL (today's loss; beta defaults to 1, the ELBO itself)
+# beta-vae   rec + beta KL, the same formula, named for Higgins et al. 2017 (beta > 1 in use)
+# beta-tcvae rec + MI + beta TC + dimension-wise KL (Chen et al. 2018), the KL split above with
+#            minibatch-weighted sampling over the training set's size
+
+
+def objective_loss(
+    objective: str,
+    rec: torch.Tensor,
+    kl_pen: torch.Tensor,
+    z: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    beta: float,
+    dataset_size: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch and the extra terms to log (floats; empty for elbo / beta-vae).
+
+    rec: batch-mean reconstruction NLL; kl_pen: the batch-mean closed-form KL as penalised (after
+    free bits); z, mu, logvar (B, D): the sampled codes and the posterior they came from."""
+    if objective in ("elbo", "beta-vae"):
+        return rec + beta * kl_pen, {}
+    if objective == "beta-tcvae":
+        loss, parts = beta_tcvae_loss(rec, z, mu, logvar, dataset_size, beta)
+        return loss, parts.as_floats()
+    raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")

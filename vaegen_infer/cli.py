@@ -354,6 +354,34 @@ def models() -> None:
 
 
 @app.command()
+def factors(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Heat map PNG to write [factors.png].")] = Path(
+        "factors.png"
+    ),
+    model: ModelOpt = DEFAULT_MODEL,
+) -> None:
+    """Heat map of the mutual information between each latent dimension and each ground-truth factor,
+    from the bundle's latent_factors table (dSprites bundles; needs its full `mi` matrix)."""
+    from .errors import UsageError
+    from .factors import mi_heatmap
+    from .io import write_bytes
+
+    g = _load(model, "cpu")
+    table = g.manifest.latent_factors
+    if not table or "mi" not in table or "factors" not in table:
+        raise UsageError(
+            f"model '{g.manifest.name}' stores no latent_factors.mi matrix; re-export it from a dSprites run"
+        )
+    per_dim = table["per_dim"]
+    labels = [f"z{d} {e['factor']}" for d, e in enumerate(per_dim)]
+    points = table.get("protocol", {}).get("num_train")
+    title = "mutual information: latent dimensions x factors" + (f" ({points:,} points)" if points else "")
+    picture = mi_heatmap(table["mi"], table["factors"], dim_labels=labels, title=title)
+    path = write_bytes(output, lambda fh: picture.save(fh, format="PNG"))
+    typer.echo(f"wrote {path} ({len(per_dim)} dimensions x {len(table['factors'])} factors)")
+
+
+@app.command()
 def info(
     model: ModelOpt = DEFAULT_MODEL,
     providers: ProvidersOpt = "auto",
@@ -390,8 +418,15 @@ def info(
         f"provider:    {active} (requested {providers}; session created in {ms:.0f} ms), "
         + (f"{g.threads()} CPU threads" if active == "cpu" else f"device {device_id}, TF32 {'on' if tf32 else 'off'}"),
     ]
+    if m.latent_factors:
+        per_dim = m.latent_factors["per_dim"]
+        lines.append("factors:     " + ", ".join(f"z{d} {e['factor']}" for d, e in enumerate(per_dim)))
     for key, value in m.metrics.items():
-        lines.append(f"metric:      {key} = {_fmt_metric(value)}")
+        if isinstance(value, dict) and value and all(isinstance(v, dict) and "score" in v for v in value.values()):
+            for sub, entry in value.items():  # a group of scored metrics (disentanglement): one line each
+                lines.append(f"metric:      {key}.{sub} = {_fmt_metric(entry)}{_fmt_points(entry)}")
+        else:
+            lines.append(f"metric:      {key} = {_fmt_metric(value)}")
     producer = m.producer
     if producer:
         lines.append(
@@ -624,6 +659,10 @@ def traverse(
         float, typer.Option(help="Vary each dimension over the prior mean +- span prior standard deviations.")
     ] = 3.0,
     steps: Annotated[int, typer.Option(help="Values per dimension (>= 2).")] = 9,
+    factor: Annotated[
+        str | None,
+        typer.Option(help="Bundles with latent_factors (dSprites): the dimension capturing this factor, e.g. scale."),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output grid: a row per dimension [traverse.png].")
     ] = None,
@@ -645,6 +684,15 @@ def traverse(
         raise typer.BadParameter(f"span must be a positive number, got {span}", param_hint="--span")
     g = _load(model, providers, precision=precision)
     order = latent.parse_dims(dims, g.latent_dim) if dims else None
+    if factor is not None:
+        from .errors import UsageError
+        from .factors import dim_for_factor
+
+        if dims:
+            raise typer.BadParameter("give --dims or --factor, not both", param_hint="--factor")
+        if not g.manifest.latent_factors:
+            raise UsageError(f"model '{g.manifest.name}' has no latent_factors table; --factor needs one (dSprites)")
+        order = [dim_for_factor(g.manifest.latent_factors["per_dim"], factor)]
     base = None
     if image is not None:
         x, _ = _images(g, [image], strict, invert)
@@ -953,6 +1001,13 @@ def export_triton(
     )  # fmt: skip
     typer.echo(f"wrote {result.path}: {len(result.files)} files, models {', '.join(result.models)}")
     typer.echo(f"start Triton on it: see {result.path / 'README.md'}")
+
+
+def _fmt_points(entry: dict[str, Any]) -> str:
+    """' (N points)' from a metric's protocol, when it says how many points it used."""
+    protocol = entry.get("protocol")
+    n = protocol.get("num_train") if isinstance(protocol, dict) else None
+    return f" ({n:,} training points)" if isinstance(n, int) else ""
 
 
 def _fmt_metric(value: Any) -> str:

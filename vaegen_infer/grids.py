@@ -198,11 +198,14 @@ def shift_grid(
 def traverse_grid(
     g: Model, image: np.ndarray | None = None, dims: Sequence[int] | None = None, span: float = 3.0, steps: int = 9
 ) -> Grid:
-    """A row per dimension (labelled z<d>), a column per offset in prior standard deviations."""
+    """A row per dimension (labelled z<d>, and its factor, e.g. `z3 scale`, when the bundle has
+    `latent_factors`), a column per offset in prior standard deviations."""
     order = g.traversal_dims(dims)
     tiles = g.traverse(image, dims=order, span=span, steps=steps)
     cols = [signed(round(float(v), 2)) for v in g.traversal_offsets(span, steps)]
-    return Grid(tiles, row_labels=[f"z{d}" for d in order], col_labels=cols)
+    per_dim = g.manifest.latent_factors.get("per_dim")
+    rows = [f"z{d} {per_dim[d]['factor']}" if per_dim else f"z{d}" for d in order]
+    return Grid(tiles, row_labels=rows, col_labels=cols)
 
 
 def manifold_grid(g: Model, n: int = 20, dims: Sequence[int] | None = None) -> Grid:

@@ -1,0 +1,168 @@
+"""What the objective buys on dSprites (issue 14): plain ELBO, beta-VAE and beta-TCVAE with the same
+architecture and the same number of training images, measured with MIG, the FactorVAE metric and
+DCI (train/disentangle.py, disentanglement_lib's protocol) through each model's exported encoder.
+
+Each model trains into runs/disentangle/NAME-sSEED/ (checkpoint.pt, resume.pt) unless a finished
+checkpoint for the same settings is there already, in which case it is loaded, not retrained; a run
+stopped by --max-minutes is continued with issue 9's resume (train.fit.fit_vae(resume=True)). Each is
+exported to RUN/bundle (with its `latent_factors`) and evaluated there.
+
+The real run (NOT run yet; about 25 minutes of training per model on this 2-core machine, then
+7-13 minutes of DCI per model at the full protocol):
+
+    nice -n 19 python benchmarks/disentangle.py --images 1000000 --seeds 0,1 --beta-vae 4 --beta-tcvae 6
+
+Smoke test (what was run, about a minute; the figures mean nothing at this size):
+
+    nice -n 19 python benchmarks/disentangle.py --images 512 --n-images 2000 --image-size 32 \\
+        --widths 4,8,8 --hidden 32 --points 100 --seeds 0 --runs /tmp/disent-smoke --out /tmp/disent-smoke
+
+Writes OUT/disentangle.json and OUT/disentangle.md (default OUT: benchmarks/results).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def configs(beta_vae: float, beta_tcvae: float) -> list[tuple[str, str, float]]:
+    """(name, objective, beta) of the three models of the table."""
+    return [("elbo", "elbo", 1.0), ("beta-vae", "beta-vae", beta_vae), ("beta-tcvae", "beta-tcvae", beta_tcvae)]
+
+
+def train_or_load(name: str, objective: str, beta: float, seed: int, args: argparse.Namespace) -> Path:
+    """The run directory of one model, trained now unless a finished checkpoint of the same settings exists."""
+    import torch
+
+    from train.config import ModelConfig, TrainConfig
+    from train.fit import RESUME_FILE, fit_vae, load_data
+    from train.models import conv_stages, default_widths
+
+    run = Path(args.runs) / f"{name}-s{seed}"
+    size = (args.image_size, args.image_size) if args.image_size else None
+    tcfg = TrainConfig(
+        data="dsprites", n_images=args.n_images, image_size=size, epochs=args.epochs,
+        epoch_images=max(args.batch_size, args.images // args.epochs), batch_size=args.batch_size, lr=args.lr,
+        objective=objective, beta=beta, seed=seed, keep="last", max_minutes=args.max_minutes, threads=args.threads,
+    )  # fmt: skip
+    checkpoint = run / "checkpoint.pt"
+    if checkpoint.exists():
+        saved = torch.load(checkpoint, weights_only=False)
+        same = {k: saved["train_config"].get(k) for k in ("objective", "beta", "seed", "epochs", "epoch_images")}
+        want = {"objective": objective, "beta": beta, "seed": seed, "epochs": tcfg.epochs,
+                "epoch_images": tcfg.epoch_images}  # fmt: skip
+        if same == want and not saved["summary"].get("stopped_by_budget"):
+            print(f"{run}: loaded (finished, {saved['summary']['images_seen']:,} images seen)")
+            return run
+    split = load_data(tcfg)
+    c, h, w = split.image_shape
+    widths = tuple(int(v) for v in args.widths.split(",")) if args.widths else default_widths(conv_stages(h, w))
+    mcfg = ModelConfig(image_shape=(c, h, w), latent_dim=args.latent_dim, channels=widths, hidden=args.hidden)
+    resume = (run / RESUME_FILE).exists()
+    print(f"{run}: training {objective} beta={beta:g} seed={seed} ({'resumed' if resume else 'from scratch'})")
+    fit_vae(mcfg, tcfg, split, run, quiet=True, resume=resume)
+    return run
+
+
+def measure(run: Path, points: str) -> dict[str, Any]:
+    """Export the run (with its factor table) and measure it through the exported graphs."""
+    import torch
+
+    import vaegen_infer
+    from train.disentangle import FULL, QUICK, evaluate_sizes, source_for
+    from train.export import export_run
+
+    bundle, _ = export_run(run, run / "bundle", name=run.name)
+    g = vaegen_infer.load(bundle, providers="cpu")
+    sizes = FULL if points == "full" else QUICK if points == "quick" else {k: int(points) for k in FULL}
+    started = time.time()
+    metrics = evaluate_sizes(source_for("dsprites", 0, size=g.image_shape[1]), lambda x: g.encode(x)[0], sizes)
+    summary = torch.load(run / "checkpoint.pt", weights_only=False)["summary"]
+    return {
+        "run": str(run),
+        "bundle": str(bundle),
+        "images_seen": summary["images_seen"],
+        "train_seconds": summary["seconds"],
+        "val_rec_nats": summary["val_rec"],  # reconstruction error: Bernoulli NLL per image on validation images
+        "val_kl_nats": summary["val_kl"],
+        "mig": metrics["mig"]["score"],
+        "factor_vae": metrics["factor_vae"]["score"],
+        "dci": metrics["dci"]["score"],
+        "metric_seconds": round(time.time() - started, 1),
+        "protocol": {k: v["protocol"] for k, v in metrics.items()},
+        "factors": g.manifest.latent_factors.get("per_dim"),
+    }
+
+
+def markdown(rows: list[dict[str, Any]], command: str) -> str:
+    lines = [
+        "# Disentanglement on dSprites: ELBO vs beta-VAE vs beta-TCVAE",
+        "",
+        f"`{command}`",
+        "",
+        "| model | objective | beta | seed | images seen | MIG | FactorVAE | DCI | val rec (nats) | factors per dim |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        per_dim = " ".join(e["factor"] for e in r["factors"] or [])
+        lines.append(
+            f"| {r['name']} | {r['objective']} | {r['beta']:g} | {r['seed']} | {r['images_seen']:,} | {r['mig']:.3f} | "
+            f"{r['factor_vae']:.3f} | {r['dci']:.3f} | {r['val_rec_nats']:.1f} | {per_dim} |"
+        )
+    p = rows[0]["protocol"] if rows else {}
+    if p:
+        lines += ["", f"Protocol: MIG {p['mig']['num_train']:,} points, {p['mig']['num_bins']} bins; FactorVAE "
+                  f"{p['factor_vae']['num_train']:,} / {p['factor_vae']['num_eval']:,} votes of "
+                  f"{p['factor_vae']['batch_size']}; DCI {p['dci']['num_train']:,} / {p['dci']['num_test']:,} points; "
+                  "seed 0, posterior means through encoder.onnx."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--images", type=int, default=1_000_000, help="training images seen per model")
+    ap.add_argument("--epochs", type=int, default=10, help="validations (learning-curve points) per run")
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds")
+    ap.add_argument("--beta-vae", type=float, default=4.0)
+    ap.add_argument("--beta-tcvae", type=float, default=6.0)
+    ap.add_argument("--latent-dim", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--widths", default=None, help="conv widths (default: from the image size)")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--n-images", type=int, default=0, help="dSprites images in the data set; 0 = all 737,280")
+    ap.add_argument("--image-size", type=int, default=0, help="0 = 64")
+    ap.add_argument("--points", default="full", help="metric protocol: full, quick or N points per metric")
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="per-run budget; rerun to resume")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--runs", default=str(ROOT / "runs" / "disentangle"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = ap.parse_args()
+    from vaegen_infer.io import save_json, write_bytes
+
+    rows = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        for name, objective, beta in configs(args.beta_vae, args.beta_tcvae):
+            run = train_or_load(name, objective, beta, seed, args)
+            rows.append({"name": name, "objective": objective, "beta": beta, "seed": seed, **measure(run, args.points)})
+            print(json.dumps({k: rows[-1][k] for k in ("name", "seed", "mig", "factor_vae", "dci", "val_rec_nats")}))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/disentangle.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("runs", "out")
+    )
+    save_json(out / "disentangle.json", {"command": command, "machine": platform.platform(), "rows": rows})
+    text = markdown(rows, command)
+    write_bytes(out / "disentangle.md", lambda fh: fh.write(text.encode("utf-8")))
+    print(f"wrote {out / 'disentangle.json'} and {out / 'disentangle.md'}")
+
+
+if __name__ == "__main__":
+    main()

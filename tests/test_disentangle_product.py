@@ -1,0 +1,181 @@
+"""Issue 14 wired into the product: --objective, the exporter's factor table, `traverse --factor`,
+`vaegen-infer factors` and `python -m train evaluate` on a tiny dSprites bundle."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from vaegen_infer.cli import app
+from vaegen_infer.factors import DEFAULT_THRESHOLD, NO_FACTOR
+from vaegen_infer.manifest import MANIFEST_FILE
+
+torch = pytest.importorskip("torch")
+
+from train.config import ModelConfig, TrainConfig  # noqa: E402
+from train.fit import kl_per_dim, rec_per_image, vae_step_loss  # noqa: E402
+from train.models import Autoencoder  # noqa: E402
+from vaegen_infer.errors import UsageError  # noqa: E402
+
+runner = CliRunner()
+D = 4
+FACTORS = ["shape", "scale", "orientation", "x", "y"]
+
+
+def run(*args: object) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def dsprites_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A beta-TCVAE on 400 dSprites images at 32x32, one epoch (a few seconds)."""
+    from train.fit import fit_vae, load_data
+
+    out = tmp_path_factory.mktemp("dsprites") / "run"
+    tcfg = TrainConfig(data="dsprites", n_images=400, image_size=(32, 32), epochs=1, batch_size=64, seed=0,
+                       objective="beta-tcvae", beta=6.0, threads=1)  # fmt: skip
+    mcfg = ModelConfig(image_shape=(1, 32, 32), latent_dim=D, channels=(4, 8, 8), hidden=32)
+    fit_vae(mcfg, tcfg, load_data(tcfg), out, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dsprites_bundle(dsprites_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from train.export import export_run
+
+    path, _ = export_run(dsprites_run, tmp_path_factory.mktemp("bundles") / "tiny-dsprites")
+    return path
+
+
+@pytest.fixture()
+def labelled_bundle(dsprites_bundle: Path, tmp_path: Path) -> Path:
+    """The tiny bundle with a factor table it did not learn (one epoch learns none): z0 x, z1 -,
+    z2 scale, z3 y, so that --factor has something to find. model.json is not hashed."""
+    out = tmp_path / "labelled"
+    shutil.copytree(dsprites_bundle, out)
+    m = json.loads((out / MANIFEST_FILE).read_text())
+    m["latent_factors"]["per_dim"] = [{"factor": f, "mi": 0.5} for f in ("x", NO_FACTOR, "scale", "y")]
+    (out / MANIFEST_FILE).write_text(json.dumps(m))
+    return out
+
+
+def _model_and_batch() -> tuple[Autoencoder, torch.Tensor]:
+    torch.manual_seed(0)
+    model = Autoencoder(ModelConfig(latent_dim=3, channels=(4, 8), hidden=8))
+    return model, torch.bernoulli(torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(3)))
+
+
+def test_elbo_objective_is_todays_loss_bit_for_bit() -> None:
+    model, x = _model_and_batch()
+    torch.manual_seed(7)
+    loss, _, _, extra = vae_step_loss(model, x, TrainConfig(beta=2.0), 2.0, 100)
+    torch.manual_seed(7)  # the same eps: today's formula, rec + beta KL, written out
+    mu, logvar = model.encode(x)
+    z = model.code(mu, logvar)
+    want = rec_per_image("bernoulli", model.decode(z), x).mean() + 2.0 * kl_per_dim(mu, logvar).mean(0).sum()
+    assert torch.equal(loss, want) and extra == {}
+    torch.manual_seed(7)
+    loss_bv, _, _, _ = vae_step_loss(model, x, TrainConfig(beta=2.0, objective="beta-vae"), 2.0, 100)
+    assert torch.equal(loss_bv, want)
+
+
+def test_beta_tcvae_loss_is_finite_and_its_parts_add_up() -> None:
+    model, x = _model_and_batch()
+    torch.manual_seed(7)
+    loss, rec, kl, extra = vae_step_loss(model, x, TrainConfig(objective="beta-tcvae", beta=6.0), 6.0, 1000)
+    assert math.isfinite(loss.item()) and set(extra) == {"mi", "tc", "dimwise_kl"}
+    want = rec.item() + extra["mi"] + 6.0 * extra["tc"] + extra["dimwise_kl"]
+    assert abs(loss.item() - want) < 1e-3 * abs(want)
+    assert not math.isclose(loss.item(), rec.item() + 6.0 * kl.item(), rel_tol=1e-3)  # not beta-VAE's loss
+    loss.backward()  # differentiable end to end
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_objective_is_validated() -> None:
+    with pytest.raises(UsageError, match="objective must be one of elbo, beta-vae, beta-tcvae"):
+        TrainConfig(objective="factor-vae")
+    with pytest.raises(UsageError, match="iw_samples 1"):
+        TrainConfig(objective="beta-tcvae", iw_samples=5)
+    assert TrainConfig().objective == "elbo"  # default: today's behaviour
+
+
+def test_beta_tcvae_run_logs_the_kl_parts(dsprites_run: Path) -> None:
+    payload = torch.load(dsprites_run / "checkpoint.pt", weights_only=False)
+    row = payload["history"][0]
+    assert payload["train_config"]["objective"] == "beta-tcvae"
+    assert all(math.isfinite(row[k]) for k in ("mi", "tc", "dimwise_kl"))
+
+
+def test_exporter_writes_the_factor_table(dsprites_bundle: Path) -> None:
+    lf = json.loads((dsprites_bundle / MANIFEST_FILE).read_text())["latent_factors"]
+    mi = np.array(lf["mi"])
+    assert lf["factors"] == FACTORS and mi.shape == (D, len(FACTORS))
+    assert np.all(mi >= 0) and np.all(mi <= 1)
+    for row, entry in zip(mi, lf["per_dim"]):
+        assert entry["mi"] == pytest.approx(row.max(), abs=1e-4)
+        want = FACTORS[int(row.argmax())] if row.max() >= DEFAULT_THRESHOLD else NO_FACTOR
+        assert entry["factor"] == want
+    assert lf["protocol"]["num_train"] == 3000 and lf["protocol"]["threshold"] == DEFAULT_THRESHOLD
+
+
+def test_traverse_rows_are_labelled_and_factor_picks_the_dimension(labelled_bundle: Path, tmp_path: Path) -> None:
+    import vaegen_infer
+    from vaegen_infer import grids
+
+    g = vaegen_infer.load(labelled_bundle, providers="cpu")
+    grid = grids.traverse_grid(g, dims=[0, 1, 2, 3], steps=3)
+    assert grid.row_labels == ["z0 x", "z1 -", "z2 scale", "z3 y"]
+    code, _, err = run("traverse", "--model", labelled_bundle, "--factor", "scale", "--steps", 5, "-o",
+                         tmp_path / "t.png")  # fmt: skip
+    assert code == 0, err
+    picture = Image.open(tmp_path / "t.png")
+    full = grids.traverse_grid(g, dims=[2], steps=5).image()
+    assert picture.size == full.size and np.array_equal(np.asarray(picture), np.asarray(full))
+
+
+def test_bad_factor_names_are_refused_with_the_valid_ones(labelled_bundle: Path, dsprites_run: Path) -> None:
+    code, _, err = run("traverse", "--model", labelled_bundle, "--factor", "colour")
+    assert code == 2 and err.count("\n") == 1
+    assert "'colour'" in err and "scale, x, y" in err
+    code, _, err = run("traverse", "--model", labelled_bundle, "--factor", "x", "--dims", "0")
+    assert code == 2
+
+
+def test_factor_needs_a_factor_table(tiny_bundle: Path) -> None:
+    code, _, err = run("traverse", "--model", tiny_bundle, "--factor", "scale")
+    assert code == 2 and "no latent_factors" in err
+    code, _, err = run("factors", "--model", tiny_bundle)
+    assert code == 2 and "latent_factors.mi" in err
+
+
+def test_factors_heatmap(dsprites_bundle: Path, tmp_path: Path) -> None:
+    code, out, err = run("factors", "--model", dsprites_bundle, "-o", tmp_path / "h.png")
+    assert code == 0, err
+    assert f"{D} dimensions x 5 factors" in out
+    img = Image.open(tmp_path / "h.png")
+    assert img.mode == "RGB" and img.width > 300 and img.height > 100
+
+
+def test_evaluate_points_on_the_tiny_bundle(dsprites_bundle: Path, tmp_path: Path) -> None:
+    from train.cli import app as train_app
+
+    bundle = tmp_path / "b"
+    shutil.copytree(dsprites_bundle, bundle)
+    result = runner.invoke(train_app, ["evaluate", str(bundle), "--points", "100", "--write"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((bundle / MANIFEST_FILE).read_text())["metrics"]["disentanglement"]
+    assert set(metrics) == {"mig", "factor_vae", "dci"}
+    for name in ("mig", "factor_vae", "dci"):
+        assert 0.0 <= metrics[name]["score"] <= 1.0
+        assert metrics[name]["protocol"]["num_train"] == 100 and metrics[name]["protocol"]["seed"] == 0
+    code, out, _ = run("info", "--model", bundle)
+    assert code == 0 and "metric:      disentanglement.mig = score=" in out and "(100 training points)" in out
+    assert "factors:     z0 " in out
