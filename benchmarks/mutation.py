@@ -216,7 +216,44 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     }
     json_path.write_text(json.dumps(out, indent=2) + "\n")
     (RESULTS / "mutation.md").write_text(markdown(out))
+    (RESULTS / "mutation-readme.md").write_text(readme_paragraph(out))
     return out
+
+
+def readme_paragraph(r: dict[str, Any]) -> str:
+    """The README's "Mutation testing" paragraph (Development section): command, table, what is left."""
+    done = [m for m in r["modules"].values() if m["run"] > 0]
+    left = [m["file"] for m in r["modules"].values() if not m["complete"]]
+    lines = [
+        "### Mutation testing",
+        "",
+        "[mutmut](https://mutmut.readthedocs.io) 3 changes the runtime's core one small mistake at a time (an",
+        "operator, a constant, an argument) and runs the tests that reach the changed function; a mutant the",
+        "tests miss is a hole in them. Install the dev extra, then run or resume it (state in `mutants/`):",
+        "",
+        "```bash",
+        "python benchmarks/mutation.py run --until 06:00    # niced; stops at that UTC time, resumable",
+        "python benchmarks/mutation.py report               # benchmarks/results/mutation.{json,md}",
+        "```",
+        "",
+        "| module | mutants run / made | killed | survived (explained) | score | run time |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in done:
+        score = "-" if m["score"] is None else f"{100 * m['score']:.1f}%"
+        surv = m["survived"] + m["no_tests"]
+        lines.append(
+            f"| `{m['file']}` | {m['run']} / {m['mutants']} | {m['killed'] + m['timeout']} | "
+            f"{surv} ({m['equivalent']} equivalent) | {score} | {m['run_minutes']} min |"
+        )
+    lines += [
+        "",
+        "Score = (killed + timed out) / (run - equivalent); every survivor and the reason it is equivalent is",
+        "listed in `benchmarks/results/mutation.md`. Run times are on 2 shared cores at `nice 19`.",
+    ]
+    if left:
+        lines += ["", f"Not run yet (or not finished): {', '.join(f'`{f}`' for f in left)}."]
+    return "\n".join(lines) + "\n"
 
 
 def _mutmut_version() -> str:
