@@ -63,8 +63,12 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 PENDING = ("not run", "interrupted")
 _COUNTED = ("killed", "timeout", "survived", "no tests")
 
-# Survivors that cannot change behaviour, with the reason (one line each). Keyed by mutant name.
-EQUIVALENT: dict[str, str] = {}
+# Survivors explained by hand, one line each (benchmarks/mutation_explained.json): "equivalent" ones
+# cannot change behaviour (left out of the score's denominator); "accepted" ones change it only where
+# no user relies on it (still counted as survived).
+_EXPLAINED = json.loads((ROOT / "benchmarks" / "mutation_explained.json").read_text())
+EQUIVALENT: dict[str, str] = _EXPLAINED["equivalent"]
+ACCEPTED: dict[str, str] = _EXPLAINED["accepted"]
 
 
 def module_of(name: str) -> str:
@@ -195,6 +199,7 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
             "no_tests": counts.get("no tests", 0),
             "other": {s: n for s, n in counts.items() if s not in (*_COUNTED, *PENDING)},
             "equivalent": len(equivalent),
+            "explained": len(equivalent) + sum(k in ACCEPTED for k in surv),
             "not_run": sum(counts.get(s, 0) for s in PENDING),
             "score": round(detected / denom, 4) if denom > 0 else None,
             "complete": bool(mine) and ran == len(mine),
@@ -203,7 +208,7 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         for k in surv:
             diff = old_diffs.get(k) or _diff(k)
             survivors.append({"name": k, "module": module, "status": STATUS.get(mine[k], "suspicious"),
-                              "equivalent": EQUIVALENT.get(k), "diff": diff})  # fmt: skip
+                              "equivalent": EQUIVALENT.get(k), "accepted": ACCEPTED.get(k), "diff": diff})  # fmt: skip
     partial = not all(m["complete"] for m in modules.values())
     out = {
         "partial": partial,
@@ -272,21 +277,27 @@ def markdown(r: dict[str, Any]) -> str:
         f"mutmut {r['mutmut']}, `{r['command']}`, updated {r['updated']}. Score = (killed + timed out) / "
         "(run - equivalent); survivors are listed below with their diff.",
         "",
-        "| module | mutants | run | killed | timeout | survived | no tests | equivalent | score | run time |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | run | killed | timeout | survived | no tests | equivalent | explained | score | time |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for m in r["modules"].values():
         score = "-" if m["score"] is None else f"{100 * m['score']:.1f}%"
         state = "" if m["complete"] else (" (not run)" if m["run"] == 0 else " (partial)")
         lines.append(
             f"| {m['file']}{state} | {m['mutants'] or '-'} | {m['run']} | {m['killed']} | {m['timeout']} | "
-            f"{m['survived']} | {m['no_tests']} | {m['equivalent']} | {score} | {m['run_minutes']} min |"
+            f"{m['survived']} | {m['no_tests']} | {m['equivalent']} | {m['explained']} | {score} | "
+            f"{m['run_minutes']} min |"
         )
     lines += ["", "## Survivors", ""]
     if not r["survivors"]:
         lines.append("None in the modules run.")
     for s in r["survivors"]:
-        tag = f"equivalent: {s['equivalent']}" if s["equivalent"] else f"**{s['status']}**, not yet explained"
+        if s["equivalent"]:
+            tag = f"equivalent: {s['equivalent']}"
+        elif s.get("accepted"):
+            tag = f"{s['status']}, explained: {s['accepted']}"
+        else:
+            tag = f"**{s['status']}**, not yet killed or explained"
         lines += [f"- `{s['name']}` ({tag})", "", "  ```diff", *("  " + ln for ln in s["diff"].splitlines()), "  ```"]
     lines += ["", "## Runs", "", "| started (UTC) | module | minutes | mutants finished | stopped at limit |",
               "|---|---|---:|---:|---|"]  # fmt: skip

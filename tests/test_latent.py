@@ -193,3 +193,41 @@ def test_regression_direction_needs_a_varying_property() -> None:
     )
     # a property whose standard deviation is exactly 1 is fine: v = cov(z, a) / std(a) = 1
     np.testing.assert_allclose(latent.regression_direction(codes, np.array([-1.0, 1.0, -1.0, 1.0])), [1.0])
+
+
+@pytest.mark.parametrize(
+    "a",
+    [
+        [3.0, 0.0],  # 2-D, on an axis
+        [0.1, -0.5, 0.4],  # float64 rounds its unit vector's dot with the opposite one to -1.0000000000000002
+        [1.0, 2.0, -2.0, 0.5, 0.0],
+    ],
+)
+def test_slerp_between_opposite_codes_goes_round_the_circle_keeping_the_norm(a: list[float]) -> None:
+    a32 = np.asarray(a, np.float32)
+    codes = latent.path(np.stack([a32, -a32]), 5, "slerp")
+    assert np.isfinite(codes).all()
+    norm = float(np.linalg.norm(a32))
+    np.testing.assert_allclose(np.linalg.norm(codes, axis=1), norm, rtol=1e-6)  # never through zero
+    assert abs(float(codes[2] @ a32)) < 1e-5 * norm**2  # halfway: perpendicular to both ends
+    np.testing.assert_array_equal(codes[[0, -1]], [a32, -a32])
+
+
+def test_slerp_in_one_dimension_is_the_line() -> None:
+    codes = latent.path(np.array([[2.0], [-1.0]], np.float32), 5, "slerp")  # no circle in 1-D
+    np.testing.assert_allclose(codes[:, 0], [2.0, 1.25, 0.5, -0.25, -1.0], rtol=1e-6)
+
+
+def test_slerp_at_a_wide_angle_follows_the_great_circle() -> None:
+    # 150 degrees apart, norms 2 and 3: at t the angle is 150 t degrees and the norm 2 + t
+    theta = np.deg2rad(150.0)
+    a, b = np.array([2.0, 0.0], np.float32), 3 * np.array([np.cos(theta), np.sin(theta)], np.float32)
+    t = np.linspace(0, 1, 6)
+    want = (2 + t)[:, None] * np.stack([np.cos(theta * t), np.sin(theta * t)], 1)
+    np.testing.assert_allclose(latent.path(np.stack([a, b]), 6, "slerp"), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", latent.METHODS)
+def test_paths_are_float32_codes(method: str) -> None:
+    anchors = np.array([[0.0, 1.0], [2.0, 0.5]], np.float64)
+    assert latent.path(anchors, 4, method).dtype == np.float32
