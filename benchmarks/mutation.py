@@ -106,16 +106,19 @@ def patterns_for(module: str) -> list[str]:
     ]
 
 
-def run_module(module: str, deadline: float, max_children: int, nice: int, log: Path) -> dict[str, Any]:
+def run_module(
+    module: str, deadline: float, max_children: int, nice: int, log: Path, retest: bool = False
+) -> dict[str, Any]:
     results = load_results()
     mine = {k: v for k, v in results.items() if module_of(k) == module}
+    again = PENDING + (("survived", "no tests", "suspicious", "segfault") if retest else ())
     if mine:
-        names = sorted(k for k, v in mine.items() if STATUS.get(v, "suspicious") in PENDING)
+        names = sorted(k for k, v in mine.items() if STATUS.get(v, "suspicious") in again and k not in EQUIVALENT)
         if not names:
             return {"module": module, "skipped": "every mutant already has a result"}
     else:
         names = patterns_for(module)  # nothing generated yet: mutmut makes the mutants, then runs these
-    before = sum(STATUS.get(v, "?") not in PENDING for v in mine.values())
+    before = sum(STATUS.get(v, "?") not in PENDING for k, v in mine.items() if k not in names)
     cmd = ["nice", "-n", str(nice), "mutmut", "run", "--max-children", str(max_children), *names]
     env = dict(os.environ)
     env.setdefault("VAEGEN_INFER_TEST_MNIST", str(_mnist_dir()))
@@ -144,6 +147,7 @@ def run_module(module: str, deadline: float, max_children: int, nice: int, log: 
         "started": dt.datetime.fromtimestamp(start, dt.timezone.utc).isoformat(timespec="seconds"),
         "minutes": round((time.time() - start) / 60, 1),
         "mutants_finished": done - before,
+        "retest_of_survivors": retest,
         "stopped_at_limit": stopped,
         "exit_code": proc.returncode,
         "max_children": max_children,
@@ -333,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--max-minutes", type=float, help="stop after this many minutes")
     r.add_argument("--max-children", type=int, default=2, help="mutants run at once (default 2)")
     r.add_argument("--nice", type=int, default=19)
+    r.add_argument("--retest", action="store_true", help="also rerun survivors not marked equivalent (after new tests)")
     sub.add_parser("report", help="write benchmarks/results/mutation.{json,md} from mutants/")
     args = p.parse_args(argv)
     if args.cmd == "report":
@@ -350,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if time.time() >= deadline:
             print(f"[{_now()}] time limit reached before {module}")
             break
-        info = run_module(module, deadline, args.max_children, args.nice, log)
+        info = run_module(module, deadline, args.max_children, args.nice, log, args.retest)
         print(f"[{_now()}] {info}")
         report([info])  # after each module, so a stopped run still leaves its results
     print(markdown(report()))
