@@ -167,9 +167,17 @@ def _now() -> str:
 
 
 def _diff(name: str) -> str:
-    out = subprocess.run(["mutmut", "show", name], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
-    return "\n".join(lines) or out.stdout.strip()
+    """The changed lines of a mutant (what `mutmut show` prints), read in-process from mutants/."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # mutmut reads mutants/ relative to the project root
+    try:
+        text = get_diff_for_mutant(name, path=MODULES[module_of(name)])
+    finally:
+        os.chdir(cwd)
+    lines = [ln for ln in text.splitlines() if ln.startswith(("+", "-")) and not ln.startswith(("+++", "---"))]
+    return "\n".join(lines) or text.strip()
 
 
 def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
