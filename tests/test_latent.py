@@ -231,3 +231,10 @@ def test_slerp_at_a_wide_angle_follows_the_great_circle() -> None:
 def test_paths_are_float32_codes(method: str) -> None:
     anchors = np.array([[0.0, 1.0], [2.0, 0.5]], np.float64)
     assert latent.path(anchors, 4, method).dtype == np.float32
+
+
+def test_slerp_between_opposite_codes_passes_through_the_least_aligned_axis() -> None:
+    # The documented choice among the great circles from a to -a: the one through the axis least
+    # aligned with a (+e1 for a = 3 e0), so the same request always gives the same frames.
+    codes = latent.path(np.array([[3.0, 0.0], [-3.0, 0.0]], np.float32), 3, "slerp")
+    np.testing.assert_allclose(codes, [[3.0, 0.0], [0.0, 3.0], [-3.0, 0.0]], atol=1e-6)
