@@ -282,9 +282,9 @@ def test_save_npy_stream_writes_the_blocks_as_one_float32_array(tmp_path: Path) 
 @pytest.mark.parametrize(
     ("blocks", "message"),
     [
-        ([np.zeros((2, 3)), np.zeros((1, 4))], "internal error: block of shape (1, 4) in an array of shape (3, 3)"),
-        ([np.zeros((2, 3))], "internal error: wrote 2 rows of 3"),
-        ([np.zeros((2, 3)), np.zeros((2, 3))], "internal error: wrote 4 rows of 3"),
+        ([np.zeros((2, 2)), np.zeros((1, 4))], "internal error: block of shape (1, 4) in an array of shape (3, 2)"),
+        ([np.zeros((2, 2))], "internal error: wrote 2 rows of 3"),
+        ([np.zeros((2, 2)), np.zeros((2, 2))], "internal error: wrote 4 rows of 3"),
     ],
 )
 def test_save_npy_stream_refuses_a_wrong_block_and_keeps_the_old_file(
@@ -293,7 +293,7 @@ def test_save_npy_stream_refuses_a_wrong_block_and_keeps_the_old_file(
     target = tmp_path / "x.npy"
     target.write_bytes(b"old")
     with pytest.raises(VaegenError) as info:
-        save_npy_stream(target, (3, 3), iter(blocks))
+        save_npy_stream(target, (3, 2), iter(blocks))  # 3 rows of 2: shape[0] != shape[1]
     assert str(info.value) == message
     assert target.read_bytes() == b"old"  # never a half-written array
     assert _leftovers(tmp_path) == []
