@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -8,7 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MNIST_DIR = ROOT.parent / "shared" / "data" / "mnist"
+# The MNIST test set beside the checkout; VAEGEN_INFER_TEST_MNIST points elsewhere (a worktree, or the copy
+# of the checkout that mutation testing runs in, `mutants/`).
+MNIST_DIR = Path(os.environ.get("VAEGEN_INFER_TEST_MNIST") or ROOT.parent / "shared" / "data" / "mnist")
 # Latent size of the shipped mnist-vae, read from its manifest so tests follow a retrained bundle.
 VAE_DIM: int = json.loads((ROOT / "exported" / "mnist-vae" / "model.json").read_text())["latent_dim"]
 if str(ROOT) not in sys.path:  # `train` runs from the checkout, it is not installed

@@ -4,7 +4,9 @@ its exit code, its one-line message and no output left behind; atomic writes; co
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +19,8 @@ from typer.testing import CliRunner
 import vaegen_infer as vi
 from vaegen_infer.bundle import sha256_file
 from vaegen_infer.cli import app
-from vaegen_infer.errors import VaegenError
-from vaegen_infer.io import atomic_open
+from vaegen_infer.errors import UsageError, VaegenError
+from vaegen_infer.io import atomic_open, make_temp_dir, prepare_output, save_json, save_npy, save_npy_stream
 
 from .conftest import VAE_DIM
 
@@ -250,6 +252,88 @@ def test_a_failed_first_write_leaves_no_file(tmp_path: Path) -> None:
         fh.write(b"partial")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
+
+
+# -- what each writer puts on disk (found unchecked by mutation testing, benchmarks/mutation.py:
+# `sample --format npy` streams through save_npy_stream, which only a subprocess test reached) --------
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
+
+def _leftovers(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir() if p.name.startswith("."))
+
+
+def test_save_npy_stream_writes_the_blocks_as_one_float32_array(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    blocks = [rng.normal(size=(2, 3, 4)), np.arange(12).reshape(1, 3, 4)]  # float64, then int
+    seen: list[int] = []
+    out = save_npy_stream(tmp_path / "x.npy", (3, 3, 4), iter(blocks), seen.append)
+    assert out == tmp_path / "x.npy"
+    got = np.load(out)
+    assert got.dtype == np.float32 and got.shape == (3, 3, 4) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, np.concatenate(blocks).astype(np.float32))
+    assert seen == [2, 1]  # progress: rows per block, as they are written
+    assert _leftovers(tmp_path) == []
+    save_npy_stream(tmp_path / "y.npy", (1, 2), iter([np.ones((1, 2))]))  # progress is optional
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), [[1, 1]])
+
+
+@pytest.mark.parametrize(
+    ("blocks", "message"),
+    [
+        ([np.zeros((2, 2)), np.zeros((1, 4))], "internal error: block of shape (1, 4) in an array of shape (3, 2)"),
+        ([np.zeros((2, 2))], "internal error: wrote 2 rows of 3"),
+        ([np.zeros((2, 2)), np.zeros((2, 2))], "internal error: wrote 4 rows of 3"),
+    ],
+)
+def test_save_npy_stream_refuses_a_wrong_block_and_keeps_the_old_file(
+    tmp_path: Path, blocks: list[np.ndarray], message: str
+) -> None:
+    target = tmp_path / "x.npy"
+    target.write_bytes(b"old")
+    with pytest.raises(VaegenError) as info:
+        save_npy_stream(target, (3, 2), iter(blocks))  # 3 rows of 2: shape[0] != shape[1]
+    assert str(info.value) == message
+    assert target.read_bytes() == b"old"  # never a half-written array
+    assert _leftovers(tmp_path) == []
+
+
+def test_save_json_writes_indented_json_with_a_final_newline(tmp_path: Path) -> None:
+    data = {"name": "m", "dims": [1, 2], "nested": {"a": 1.5}}
+    save_json(tmp_path / "m.json", data)
+    text = (tmp_path / "m.json").read_text(encoding="utf-8")
+    assert text == json.dumps(data, indent=2) + "\n"  # model.json stays readable and diffable
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o666 & ~UMASK
+
+
+def test_save_npy_never_writes_a_pickle(tmp_path: Path) -> None:
+    save_npy(tmp_path / "z.npy", np.eye(2, dtype=np.float32))
+    np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), np.eye(2))
+    with pytest.raises(ValueError, match="pickle"):
+        save_npy(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object))
+    assert not (tmp_path / "o.npy").exists() and _leftovers(tmp_path) == []
+
+
+def test_make_temp_dir_is_a_hidden_sibling_with_normal_permissions(tmp_path: Path) -> None:
+    final = tmp_path / "bundles" / "mnist-vae"
+    final.parent.mkdir()
+    made = make_temp_dir(final)
+    assert made.parent == final.parent  # same directory, so the rename onto `final` is atomic
+    assert made.name.startswith(".mnist-vae.") and made.is_dir() and not any(made.iterdir())
+    assert stat.S_IMODE(made.stat().st_mode) == 0o777 & ~UMASK
+
+
+def test_prepare_output_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        prepare_output(tmp_path)
+    assert str(info.value) == f"output path {tmp_path} is a directory: give a file name"
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(VaegenError) as info2:
+        prepare_output(tmp_path / "afile" / "sub" / "x.png")
+    assert str(info2.value) == f"cannot create directory {tmp_path / 'afile' / 'sub'}: Not a directory"
+    assert prepare_output(tmp_path / "new" / "x.png") == tmp_path / "new" / "x.png"
+    assert (tmp_path / "new").is_dir()
 
 
 # -- concurrency --------------------------------------------------------------------------------------

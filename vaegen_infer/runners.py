@@ -20,6 +20,7 @@ tests with fake sessions that record the bindings (tests/test_cuda_path.py).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,20 @@ def _pool(size: int) -> ThreadPoolExecutor:
             if old is not None:
                 old.shutdown(wait=False)  # running parts finish; new ones go to the bigger pool
         return _workers
+
+
+def _forget_workers_after_fork() -> None:
+    """In a forked child only the forking thread exists: the parent's pool has no live workers
+    (work sent to it would wait forever) and its lock may have been held by another thread at the
+    fork. The child starts with no pool and a fresh lock, and `_pool` makes its own on first use."""
+    global _workers, _workers_size, _workers_lock
+    _workers = None
+    _workers_size = 0
+    _workers_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_forget_workers_after_fork)
 
 
 class SplitRunner:
