@@ -99,8 +99,12 @@ def test_variants_are_listed_with_their_hashes_and_parity(variant_bundle: Path) 
             assert spec["file"] == f"{role}.{precision}.onnx"
             assert spec["sha256"] == sha256_file(variant_bundle / spec["file"])
             assert spec["inputs"] == m["graphs"][role]["inputs"] and spec["outputs"] == m["graphs"][role]["outputs"]
-        diffs = v["parity"]["max_abs_diff"]
-        assert 0 < diffs["decoder"]["x"] < (0.3 if precision == "int8" else 0.01)
+        worst, mean = v["parity"]["max_abs_diff"], v["parity"]["mean_abs_diff"]
+        # int8: pixels in [0, 1] off by 1% on average (a broken calibration or rewrite gives 0.1 and
+        # more); a few edge pixels of the steep 2-D decoder move by up to ~0.8, so the max is only bounded.
+        assert 0 < mean["decoder"]["x"] < (0.02 if precision == "int8" else 1e-3)
+        assert 0 < worst["decoder"]["x"] < (1.0 if precision == "int8" else 0.01)
+        assert mean["encoder"]["mu"] < (0.2 if precision == "int8" else 1e-2)
     build = m["variants"]["int8"]["quality"]["build"]
     assert build["decoder"]["convtranspose_rewritten"] == 1  # the first; the last stays float with the logits
     assert build["decoder"]["rewrite_max_abs_diff"] <= 1e-4
