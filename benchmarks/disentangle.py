@@ -51,6 +51,7 @@ def train_or_load(name: str, objective: str, beta: float, seed: int, args: argpa
         data="dsprites", n_images=args.n_images, image_size=size, epochs=args.epochs,
         epoch_images=max(args.batch_size, args.images // args.epochs), batch_size=args.batch_size, lr=args.lr,
         objective=objective, beta=beta, seed=seed, keep="last", max_minutes=args.max_minutes, threads=args.threads,
+        val_fraction=args.val_fraction,
     )  # fmt: skip
     checkpoint = run / "checkpoint.pt"
     if checkpoint.exists():
@@ -72,7 +73,33 @@ def train_or_load(name: str, objective: str, beta: float, seed: int, args: argpa
 
 
 def measure(run: Path, points: str) -> dict[str, Any]:
-    """Export the run (with its factor table) and measure it through the exported graphs."""
+    """Export the run (with its factor table) and measure it through the exported graphs, or read the
+    measurement made before for the same checkpoint and protocol (RUN/measure.json)."""
+    cache = run / "measure.json"
+    stamp = {"checkpoint_mtime": (run / "checkpoint.pt").stat().st_mtime, "points": points}
+    if cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved.get("stamp") == stamp:
+            print(f"{run}: measured before ({points} protocol)")
+            return saved["result"]
+    result = _measure(run, points)
+    from vaegen_infer.io import save_json
+
+    save_json(cache, {"stamp": stamp, "result": result})
+    return result
+
+
+def learning_curve(run: Path) -> list[dict[str, float]]:
+    """(images seen, MIG on 2,000 fixed points, validation ELBO) after each epoch, from RUN/run.json."""
+    history = json.loads((run / "run.json").read_text()).get("history", [])
+    batch = json.loads((run / "run.json").read_text())["train_config"]["batch_size"]
+    return [
+        {"images": e["step"] * batch, "mig": e["mig_curve"], "val_elbo": e["val_elbo"]}
+        for e in history if "mig_curve" in e
+    ]  # fmt: skip
+
+
+def _measure(run: Path, points: str) -> dict[str, Any]:
     import torch
 
     import vaegen_infer
@@ -116,6 +143,25 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
             f"| {r['name']} | {r['objective']} | {r['beta']:g} | {r['seed']} | {r['images_seen']:,} | {r['mig']:.3f} | "
             f"{r['factor_vae']:.3f} | {r['dci']:.3f} | {r['val_rec_nats']:.1f} | {per_dim} |"
         )
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_model.setdefault(r["name"], []).append(r)
+    spread = [(n, rs) for n, rs in by_model.items() if len(rs) >= 2]
+    if spread:
+        lines += ["", "Across seeds (mean, min to max):", ""]
+        for n, rs in spread:
+            cells = []
+            for key, label in (("mig", "MIG"), ("factor_vae", "FactorVAE"), ("dci", "DCI")):
+                v = [r[key] for r in rs]
+                cells.append(f"{label} {sum(v) / len(v):.3f} ({min(v):.3f} to {max(v):.3f})")
+            lines.append(f"- {n}, {len(rs)} seeds: " + ", ".join(cells))
+    curves = [r for r in rows if r.get("curve")]
+    if curves:
+        lines += ["", "Learning curve: MIG on 2,000 fixed fresh points (MigProbe) after each epoch:", ""]
+        lines.append("| model | seed | " + " | ".join(f"{c['images'] / 1000:.0f}k" for c in curves[0]["curve"]) + " |")
+        lines.append("| --- | --- |" + " --- |" * len(curves[0]["curve"]))
+        for r in curves:
+            lines.append(f"| {r['name']} | {r['seed']} | " + " | ".join(f"{c['mig']:.3f}" for c in r["curve"]) + " |")
     p = rows[0]["protocol"] if rows else {}
     if p:
         lines += ["", f"Protocol: MIG {p['mig']['num_train']:,} points, {p['mig']['num_bins']} bins; FactorVAE "
@@ -141,27 +187,65 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=0, help="0 = 64")
     ap.add_argument("--points", default="full", help="metric protocol: full, quick or N points per metric")
     ap.add_argument("--max-minutes", type=float, default=0.0, help="per-run budget; rerun to resume")
+    ap.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.005,
+        help="validation share (0.005 = 3,686 images: 0.1 would validate 73,728 per epoch)",
+    )
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated model names to train/measure (parallel runs); without it every model of the table",
+    )
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--runs", default=str(ROOT / "runs" / "disentangle"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     from vaegen_infer.io import save_json, write_bytes
 
+    only = {n for n in args.only.split(",") if n}
+    known = {name for name, _, _ in configs(args.beta_vae, args.beta_tcvae)}
+    if only - known:
+        ap.error(f"--only: unknown model(s) {', '.join(sorted(only - known))}; choose from {', '.join(sorted(known))}")
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for name, objective, beta in configs(args.beta_vae, args.beta_tcvae):
+            if only and name not in only:
+                continue
             run = train_or_load(name, objective, beta, seed, args)
-            rows.append({"name": name, "objective": objective, "beta": beta, "seed": seed, **measure(run, args.points)})
+            rows.append({"name": name, "objective": objective, "beta": beta, "seed": seed, **measure(run, args.points),
+                         "curve": learning_curve(run)})  # fmt: skip
             print(json.dumps({k: rows[-1][k] for k in ("name", "seed", "mig", "factor_vae", "dci", "val_rec_nats")}))
+    if only:
+        print("--only: the table is written by a run without --only (it loads finished runs)")
+        return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/disentangle.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("runs", "out")
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("runs", "out", "only")
     )
     save_json(out / "disentangle.json", {"command": command, "machine": platform.platform(), "rows": rows})
     text = markdown(rows, command)
     write_bytes(out / "disentangle.md", lambda fh: fh.write(text.encode("utf-8")))
-    print(f"wrote {out / 'disentangle.json'} and {out / 'disentangle.md'}")
+    chart = curve_chart(rows)
+    if chart is not None:
+        write_bytes(out / "disentangle-curve.png", lambda fh: chart.save(fh, format="PNG"))
+    print(f"wrote {out / 'disentangle.json'}, {out / 'disentangle.md'} and the learning curve")
+
+
+def curve_chart(rows: list[dict[str, Any]]) -> Any:
+    """MIG (2,000 fixed points) against images seen, one line per model and seed (Pillow only)."""
+    from vaegen_infer.plots import line_chart
+
+    series = {
+        f"{r['name']} s{r['seed']}": ([c["images"] for c in r["curve"]], [c["mig"] for c in r["curve"]])
+        for r in rows if len(r.get("curve") or []) >= 2
+    }  # fmt: skip
+    if not series:
+        return None
+    title = "MIG during training (2,000 fixed points)"
+    return line_chart(series, title, "images seen", "MIG", log_x=False, log_y=False)
 
 
 if __name__ == "__main__":

@@ -426,6 +426,31 @@ def latent_factors(
     return {"per_dim": factor_table(mi, names, threshold), "factors": names, "mi": mi, "protocol": protocol}
 
 
+# The learning curve of a training run on factor data: MIG on a fixed set of fresh points after each
+# epoch (train/fit.py records it as `mig_curve` in the history). 2,000 points, as `evaluate --quick`'s
+# MIG: a few seconds per epoch; an estimate for the curve's shape, not the table's figure.
+CURVE_POINTS = 2_000
+CURVE_DATA_SEED = 2_027  # the colour table of Color-dSprites, apart from the training data's (seed 0)
+
+
+class MigProbe:
+    """MIG of a model's posterior means on CURVE_POINTS fixed fresh points, for learning curves.
+    Renders the points once (uint8, (n, C, S, S)); `__call__(encode_mu)` encodes them and scores."""
+
+    def __init__(self, data: str, size: int, points: int = CURVE_POINTS, seed: int = 0) -> None:
+        source = source_for(data, CURVE_DATA_SEED, size=size)
+        rng = np.random.default_rng(seed)
+        self.factors = np.asarray(source.sample_factors(points, rng), dtype=np.int64)  # (n, K)
+        self.images = np.concatenate([
+            np.round(source.render(self.factors[i : i + REPRESENTATION_BATCH]) * 255).astype(np.uint8)
+            for i in range(0, points, REPRESENTATION_BATCH)
+        ])  # fmt: skip
+
+    def __call__(self, representation: Representation) -> float:
+        codes = encode(representation, self.images.astype(np.float32) / 255.0)
+        return float(mig_from_codes(codes, self.factors)["score"])
+
+
 def evaluate_sizes(
     source: FactorSource, representation: Representation, sizes: dict[str, int], seed: int = 0
 ) -> dict[str, dict[str, Any]]:

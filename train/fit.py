@@ -478,6 +478,26 @@ def read_resume_configs(out: Path) -> tuple[ModelConfig, TrainConfig]:
 # ------------------------------------------------------------------------------------------
 
 
+def mig_probe(tcfg: TrainConfig, data: Split) -> Callable[[Callable[[np.ndarray], np.ndarray]], float] | None:
+    """The learning-curve MIG probe for data with ground-truth factors, else None."""
+    from train.disentangle import FACTOR_DATA, MigProbe
+
+    if tcfg.data not in FACTOR_DATA:
+        return None
+    return MigProbe(tcfg.data, size=data.image_shape[1])
+
+
+def posterior_means(model: Autoencoder) -> Callable[[np.ndarray], np.ndarray]:
+    """images (n, C, H, W) float32 in [0, 1] -> mu (n, D), in eval mode without gradients."""
+
+    def encode(images: np.ndarray) -> np.ndarray:
+        model.eval()
+        with torch.no_grad():
+            return model.encode(torch.from_numpy(images))[0].numpy()
+
+    return encode
+
+
 def fit_vae(
     mcfg: ModelConfig,
     tcfg: TrainConfig,
@@ -488,6 +508,10 @@ def fit_vae(
     stop_at_step: int | None = None,
 ) -> dict[str, Any]:
     """Train, keep the weights with the best validation ELBO, write `out/checkpoint.pt`.
+
+    On data with ground-truth factors (dsprites, color-dsprites) each epoch's history record also
+    holds `mig_curve`: MIG on 2,000 fixed fresh points (train.disentangle.MigProbe), the learning
+    curve of disentanglement against images seen.
 
     A resume checkpoint (`out/resume.pt`: model, optimiser, schedule, EMA, RNG states, data order,
     history and best weights) is written between steps every `checkpoint_minutes`, when the time
@@ -520,6 +544,7 @@ def fit_vae(
         state.best_state = copy.deepcopy(model.state_dict())
     budget = Budget(tcfg.max_minutes, state.elapsed)
     last_save = time.time()
+    probe = mig_probe(tcfg, data)
 
     def save() -> None:
         state.elapsed = budget.elapsed
@@ -564,6 +589,7 @@ def fit_vae(
             "val_rec": val["rec"],
             "val_kl": val["kl"],
             **({"val_mse": val["mse"], "log_sigma": val["log_sigma"]} if "log_sigma" in val else {}),
+            **({"mig_curve": probe(posterior_means(judged))} if probe is not None else {}),
             "seconds": round(budget.elapsed, 1),
         }
         if stopped_early:
