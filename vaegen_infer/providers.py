@@ -293,9 +293,8 @@ def session_options(request: ProviderRequest, small_batch: bool = False) -> Any:
       8% of one thread either way at batch 1 to 8. Its pool threads spin only around small calls.
       `small_batch_threads=1` makes it single-threaded, with no pool thread to spin: what a server
       needs (`vaegen-infer serve`), where the event loop and the client share the two cores with
-      it. There the spinning pool thread burned 1.75 ms of CPU per single-sample request, as much
-      as the event loop's whole work (mnist-vae, 64 clients, batching on, a loaded machine), and
-      one thread served 2.6x the requests per second (benchmarks/results/serve_profile.md).
+      it. There, on a loaded machine, the spinning pool thread at least doubled the CPU per request
+      of the server's threads other than the event loop (benchmarks/results/serve_ablation*.md).
 
     - Graph optimisation ORT_ENABLE_ALL: its NCHWc layout transformer runs the encoder's
       convolutions 1.7x faster than EXTENDED at batch 64 and 512 and 1.25x at batch 1; the

@@ -58,8 +58,9 @@ def tune_gc() -> None:
     default threshold a young collection ran every few requests and examined the in-flight ones,
     and each full collection walked the ~80,000 objects of fastapi, pydantic, numpy and the
     models, 120-250 ms with the GIL held on this machine: 26% of the event loop's CPU time under
-    64 clients (py-spy, benchmarks/results/serve_profile.md). Process-wide, so only `run` does it,
-    not `create_app` (an application that embeds the app decides for its own process)."""
+    64 clients (`py-spy record --native` on the server before this change). Process-wide, so
+    only `run` does it, not `create_app` (an application that embeds the app decides for its own
+    process)."""
     import gc
 
     gc.collect()
