@@ -1,16 +1,22 @@
 """Load on `vaegen-infer serve` over 127.0.0.1, with dynamic batching on and off, next to the
 library's own `sample` throughput measured in the same run.
 
-    python benchmarks/serve_load.py                     # the full run (about 3-4 minutes)
-    python benchmarks/serve_load.py --seconds 1 --quick # a smoke test of the script
+    cpuslot --all python benchmarks/serve_load.py       # the full run (about 6-8 minutes)
+    python benchmarks/serve_load.py --seconds 1 --quick --memory-requests 2000 --memory-seconds 5  # a smoke test
 
 - The server runs in its own process (`vaegen-infer serve`, CPU provider), restarted for each
   batching mode: `--batch-window-ms 2` (on) and `0` (off: every request its own graph call).
-- The load client is an async httpx client in another process. Every client loops until the cell
-  has sent `--requests` requests or run `--seconds` seconds, whichever comes first.
+- The load client is the raw HTTP/1.1 keep-alive client of benchmarks/http_client.py in another
+  process (httpx's async client cost more CPU than the server it measured). Every client loops
+  until the cell has sent `--requests` requests or run `--seconds` seconds, whichever comes first;
+  every NPY answer is checked to be whole.
 - Cells: 1, 8, 64, 256 concurrent clients asking for one sample each (NPY); 64 clients asking for
   64 samples each (NPY); a mixed workload (sample PNG, decode, encode, interpolate, traverse) from
-  16 clients.
+  16 clients; the same 64 single-sample clients on each `--single64` bundle (color-dsprites).
+- Memory (batching on): `--memory-requests` (100,000) single-code decode requests from 128 clients,
+  bounded by `--memory-seconds`; the server's RSS against the request count.
+- SIGTERM: the signal 3 s into 64 single-sample clients; passes when every request in the server's
+  access log got a whole 200 answer at the client and none was cut short.
 - Reported per cell: requests/s, images/s, p50/p90/p99 latency, errors (non-200 answers, 503s
   counted apart), the client's CPU share (client CPU seconds / (client + server CPU seconds)),
   and the server's resident memory before and after.
