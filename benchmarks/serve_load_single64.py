@@ -14,20 +14,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import RESULTS, Server, run_cell
+from serve_load import RESULTS, Server, _image_values, run_cell
 
 
 def main() -> None:
-    import vaegen_infer as vi
-
     name = sys.argv[1] if len(sys.argv) > 1 else "mnist-vae"
-    latent = vi.load(name).latent_dim
+    latent, values = _image_values(name)
     out: dict = {"model": name, "command": f"python benchmarks/serve_load_single64.py {name}", "cells": [],
                  "load_average_start": os.getloadavg()}  # fmt: skip
     for mode, window in (("on", 2.0), ("off", 0.0)):
         server = Server(name, window, 4096)
         try:
-            r = run_cell(server, "single", name, 64, 20_000, 3.0, latent)
+            r = run_cell(server, "single", name, 64, 20_000, 3.0, latent, values)
         finally:
             server.stop()
         r["batching"] = mode

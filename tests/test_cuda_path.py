@@ -401,3 +401,15 @@ def test_small_batches_alone_build_one_session_per_graph(monkeypatch: pytest.Mon
     assert g.session_for("decoder", 1) is not g.session_for("decoder", 256)
     with pytest.raises(UsageError, match="unknown graph"):
         g.session_for("prior", 1)
+
+
+def test_small_batch_threads_one_means_no_pool_and_the_same_images() -> None:
+    opts = providers.session_options(ProviderRequest("cpu", threads=2, small_batch_threads=1), small_batch=True)
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with pytest.raises(UsageError, match="small_batch_threads"):
+        ProviderRequest("cpu", small_batch_threads=0)
+    one = vi.load("mnist-vae", providers="cpu", threads=2, small_batch_threads=1)
+    two = vi.load("mnist-vae", providers="cpu", threads=2)
+    z = two.sample_latents(8, seed=0)
+    np.testing.assert_array_equal(one.decode(z), two.decode(z))

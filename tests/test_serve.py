@@ -587,3 +587,51 @@ def test_pixels_equal_to_uint8(models: dict[str, vi.Model], client: TestClient) 
     doc = client.post("/v1/models/mnist-vae/sample", json={"n": 2, "seed": 1, "format": "json"}).json()
     x = np.asarray(doc["images"], np.float32)
     np.testing.assert_array_equal(to_uint8(x), to_uint8(g.sample(2, seed=1)))
+
+
+# -- what the server does for speed keeps its answers -----------------------------------------------
+
+
+def test_npy_answers_are_np_save_bytes() -> None:
+    from vaegen_infer.serve.app import npy_bytes
+
+    for shape in [(1, 1, 28, 28), (5, 3, 64, 64), (7, 32), (0, 5), (3,)]:
+        a = np.random.default_rng(0).random(shape)  # float64: the answer is float32
+        buf = io.BytesIO()
+        np.save(buf, a.astype(np.float32), allow_pickle=False)
+        assert npy_bytes(a) == buf.getvalue(), shape
+    fortran = np.asfortranarray(np.arange(12.0).reshape(3, 4))
+    assert np.array_equal(np.load(io.BytesIO(npy_bytes(fortran))), fortran)
+
+
+def test_tune_gc_freezes_the_heap_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from vaegen_infer.serve import GC_GEN0_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 1000 and gc.get_threshold()[0] == GC_GEN0_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+
+def test_the_serve_command_runs_small_batches_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    import vaegen_infer.serve
+    from vaegen_infer.cli import app
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(vaegen_infer.serve, "run", lambda models, settings, level: seen.update(models))
+    r = CliRunner().invoke(app, ["serve", "--model", "mnist-vae", "--providers", "cpu", "--port", "0"])
+    assert r.exit_code == 0, r.output
+    request = seen["mnist-vae"].request
+    assert request.small_batch_threads == 1
+    from vaegen_infer import providers
+
+    opts = providers.session_options(request, small_batch=True)
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"

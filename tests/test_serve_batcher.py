@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -123,3 +124,70 @@ def test_batched_model_runs_the_library_operations_to_float32_rounding() -> None
     finally:
         dec.close()
         enc.close()
+
+
+# -- the event-loop way in (submit_async), as the HTTP app uses it ---------------------------------
+
+
+def test_event_loop_callers_share_one_call_and_get_their_own_rows() -> None:
+    fn = Recorder()
+    b = Batcher(fn, "t", window_s=0.2, max_batch=1000, max_queue=100)
+    xs = [np.full((1 + i % 3, 2), i, np.float32) for i in range(10)]
+
+    async def main() -> list[np.ndarray]:
+        return await asyncio.gather(*(b.submit_async(x) for x in xs))
+
+    outs = asyncio.run(main())
+    b.close(5)
+    for x, y in zip(xs, outs):
+        np.testing.assert_array_equal(y, 2 * x)
+    assert fn.sizes == [sum(len(x) for x in xs)]  # all ten in one call
+
+
+def test_thread_and_event_loop_callers_in_one_batch() -> None:
+    fn = Recorder()
+    b = Batcher(lambda x: (fn(x), x + 1), "t", window_s=0.3, max_batch=1000, max_queue=100)
+    from_thread = b.submit(np.ones((2, 1), np.float32))
+
+    async def main() -> tuple[np.ndarray, np.ndarray]:
+        return await b.submit_async(np.full((3, 1), 5, np.float32))
+
+    doubled, plus_one = asyncio.run(main())
+    b.close(5)
+    np.testing.assert_array_equal(doubled, np.full((3, 1), 10))
+    np.testing.assert_array_equal(plus_one, np.full((3, 1), 6))
+    np.testing.assert_array_equal(from_thread.result(0)[0], np.full((2, 1), 2))
+    assert fn.sizes == [5]
+
+
+def test_event_loop_callers_get_the_failure_and_a_cancelled_one_is_skipped() -> None:
+    hold = threading.Event()
+    calls: list[int] = []
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        hold.wait(10)
+        calls.append(len(x))
+        if len(x) > 1:
+            raise RuntimeError("boom")
+        return x
+
+    b = Batcher(fn, "t", window_s=0, max_batch=100, max_queue=10)
+
+    async def main() -> tuple[list[BaseException | np.ndarray], bool]:
+        first = asyncio.ensure_future(b.submit_async(np.zeros((1, 1), np.float32)))  # runs alone, held
+        await asyncio.sleep(0.1)
+        gone = asyncio.ensure_future(b.submit_async(np.zeros((1, 1), np.float32)))
+        failing = asyncio.ensure_future(b.submit_async(np.zeros((2, 1), np.float32)))
+        await asyncio.sleep(0.05)
+        gone.cancel()  # its caller gave up while it waited in the queue
+        hold.set()
+        results = await asyncio.gather(first, failing, return_exceptions=True)
+        return results, gone.cancelled()
+
+    (ok, failed), cancelled = asyncio.run(main())
+    b.close(5)
+    assert isinstance(ok, np.ndarray) and ok.shape == (1, 1)
+    assert isinstance(failed, RuntimeError) and "boom" in str(failed)
+    assert cancelled and calls == [1, 2]  # the cancelled request never reached fn
+    with pytest.raises(Closed):
+        asyncio.run(b.submit_async(np.zeros((1, 1), np.float32)))

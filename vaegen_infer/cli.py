@@ -148,6 +148,7 @@ def _load(
     tf32: bool = False,
     cuda_graph: bool = False,
     precision: str = "float32",
+    small_batch_threads: int | None = None,
 ) -> Any:
     from .manifest import PRECISIONS
     from .model import load
@@ -160,7 +161,7 @@ def _load(
         warnings.simplefilter("ignore", RuntimeWarning)
         g = load(
             model, providers=providers, threads=threads, device_id=device_id, tf32=tf32, cuda_graph=cuda_graph,
-            precision=precision,
+            precision=precision, small_batch_threads=small_batch_threads,
         )  # fmt: skip
     if g.precision != precision:
         typer.echo(f"note: {g.name} has no {precision} variant; running float32", err=True)
@@ -961,7 +962,9 @@ def serve(
     names = list(model) if model else list(available())
     loaded = {}
     for ref in names:
-        g = _load(ref, providers, threads)
+        # Small batches on one thread: a spinning ONNX Runtime pool would take the cores that the
+        # event loop and the batcher need (see providers.session_options).
+        g = _load(ref, providers, threads, small_batch_threads=1)
         if g.name in loaded:
             raise typer.BadParameter(f"two bundles are named '{g.name}'; serve one of them", param_hint="--model")
         loaded[g.name] = g

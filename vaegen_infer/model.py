@@ -632,6 +632,7 @@ def load(
     cuda_graph: bool = False,
     parallel: str = "batch",
     precision: str = "float32",
+    small_batch_threads: int | None = None,
 ) -> Model:
     """Load a bundle by name (see `vaegen_infer.models()`) or by directory path.
 
@@ -645,6 +646,11 @@ def load(
     servers that use a few fixed batch sizes). `precision`: "float32" (the default), "int8" (statically
     quantised graphs, for CPUs) or "fp16" (half precision, for GPUs), where the bundle carries that
     variant (`model.json` `variants`); otherwise float32, with a one-line RuntimeWarning.
+    `small_batch_threads`: CPU threads for batches under 64 rows (default: `threads`, on ONNX
+    Runtime's spinning pool, fastest for one caller); 1 for a server, whose other threads need the
+    cores that a spinning pool would take.
     """
-    request = ProviderRequest(providers, device_id, threads, tf32, cudnn_conv_algo_search, cuda_graph, parallel)
+    request = ProviderRequest(
+        providers, device_id, threads, tf32, cudnn_conv_algo_search, cuda_graph, parallel, small_batch_threads
+    )
     return Model(open_bundle(model), request, precision)

@@ -66,6 +66,9 @@ class ProviderRequest:
     # one graph per batch size (see runners.CudaGraphRunner). Only with CUDA.
     cuda_graph: bool = False
     parallel: str = DEFAULT_PARALLEL  # CPU: see PARALLEL_CHOICES
+    # CPU: intra-op threads of the session for batches too small to split (None: `threads`, spinning).
+    # 1 for a server, whose event loop needs the other core: see session_options.
+    small_batch_threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in PROVIDER_CHOICES:
@@ -74,6 +77,8 @@ class ProviderRequest:
             raise UsageError(f"device id must be >= 0, got {self.device_id}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"threads must be >= 1, got {self.threads}")
+        if self.small_batch_threads is not None and self.small_batch_threads < 1:
+            raise UsageError(f"small_batch_threads must be >= 1, got {self.small_batch_threads}")
         if self.cudnn_conv_algo_search not in CONV_ALGO_SEARCH:
             raise UsageError(
                 f"unknown cudnn_conv_algo_search '{self.cudnn_conv_algo_search}'; "
@@ -286,6 +291,10 @@ def session_options(request: ProviderRequest, small_batch: bool = False) -> Any:
       spinning on. Idle, that ran batch 1 2.0-2.3x faster than one thread (encoder 0.071 against
       0.165 ms, decoder 0.090 against 0.184) and batch 8 1.2-1.9x faster; loaded, it was within
       8% of one thread either way at batch 1 to 8. Its pool threads spin only around small calls.
+      `small_batch_threads=1` makes it single-threaded, with no pool thread to spin: what a server
+      needs (`vaegen-infer serve`), where the event loop and the client share the two cores with
+      it. There, on a loaded machine, the spinning pool thread at least doubled the CPU per request
+      of the server's threads other than the event loop (benchmarks/results/serve_ablation*.md).
 
     - Graph optimisation ORT_ENABLE_ALL: its NCHWc layout transformer runs the encoder's
       convolutions 1.7x faster than EXTENDED at batch 64 and 512 and 1.25x at batch 1; the
@@ -318,8 +327,9 @@ def session_options(request: ProviderRequest, small_batch: bool = False) -> Any:
         opts.use_per_session_threads = False  # the process-wide pool; see share_thread_pool
         return opts
     if small_batch:
-        opts.intra_op_num_threads = request.threads or physical_cores()
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        threads = request.small_batch_threads or request.threads or physical_cores()
+        opts.intra_op_num_threads = threads
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads > 1 else "0")
         return opts
     opts.intra_op_num_threads = intra_op_threads(request)
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if SPINNING else "0")

@@ -4,10 +4,17 @@ Plain threads and numpy; nothing here knows about HTTP, so any front door (the F
 Triton Python model, a queue consumer) can put a `Batcher` in front of `Model.decode` or
 `Model.encode`. Each request carries its own rows, already drawn from its own seed, so what else
 shares a batch changes its result only by float32 rounding, never by a different random draw.
+
+Two ways in: `submit` (any thread; a concurrent.futures.Future) and `submit_async` (a coroutine on
+an asyncio event loop). The worker answers the second kind with one `call_soon_threadsafe` per
+batch and event loop, not one per request: a thread wake-up and a future chain per request cost
+the event loop more than a small decode (measured: benchmarks/results/serve_profile.md).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -39,7 +46,26 @@ class Closed(Exception):
 @dataclass
 class _Item:
     rows: np.ndarray  # (n_i, ...) this request's inputs
-    future: Future  # resolves to this request's outputs, (n_i, ...) each
+    future: Future | None = None  # submit(): resolves to this request's outputs, (n_i, ...) each
+    waiter: asyncio.Future | None = None  # submit_async(): the same, on its event loop
+
+    def start(self) -> bool:
+        """Mark the request running; False if its caller has given up (cancelled) meanwhile."""
+        if self.future is not None:
+            return self.future.set_running_or_notify_cancel()
+        # Read from the worker thread: a cancel that races this read only costs a wasted row.
+        return self.waiter is not None and not self.waiter.cancelled()
+
+
+def _deliver(answers: list[tuple[asyncio.Future, Outputs | None, BaseException | None]]) -> None:
+    """On the event loop: hand a batch's outputs (or its failure) to each waiting request."""
+    for waiter, out, exc in answers:
+        if waiter.done():  # cancelled while the batch ran
+            continue
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(out)
 
 
 class Batcher:
@@ -89,11 +115,25 @@ class Batcher:
 
     def submit(self, rows: np.ndarray) -> Future:
         """Queue one request's rows (n, ...); the future resolves to its own slice of the outputs."""
+        item = _Item(rows, future=Future())
+        self._put(item)
+        assert item.future is not None
+        return item.future
+
+    async def submit_async(self, rows: np.ndarray) -> Outputs:
+        """Queue one request's rows (n, ...) from a coroutine and wait for its slice of the outputs.
+        Raises QueueFull or Closed at once, like `submit`."""
+        item = _Item(rows, waiter=asyncio.get_running_loop().create_future())
+        self._put(item)
+        assert item.waiter is not None
+        return await item.waiter
+
+    def _put(self, item: _Item) -> None:
+        rows = item.rows
         if self._closed.is_set():
             raise Closed(f"{self.name} is shutting down")
         if rows.ndim < 1 or rows.shape[0] < 1:
             raise ValueError(f"a request needs at least one row, got shape {rows.shape}")
-        item = _Item(rows, Future())
         try:
             self._queue.put_nowait(item)
         except queue.Full:
@@ -102,7 +142,6 @@ class Batcher:
             self._waiting += len(rows)
             if self._waiting >= self._need:
                 self._enough.set()
-        return item.future
 
     def close(self, timeout: float | None = None) -> None:
         """Stop taking requests, finish every queued one, then stop the worker."""
@@ -163,28 +202,45 @@ class Batcher:
                 late = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if isinstance(late, _Item) and late.future.set_running_or_notify_cancel():
-                late.future.set_exception(Closed(f"{self.name} is shutting down"))
+            if isinstance(late, _Item) and late.start():
+                self._answer([late], [None], Closed(f"{self.name} is shutting down"))
 
     def _run(self, batch: Sequence[_Item]) -> None:
         started = time.perf_counter()
-        live = [it for it in batch if it.future.set_running_or_notify_cancel()]
+        live = [it for it in batch if it.start()]
         if not live:
             return
         try:
             x = live[0].rows if len(live) == 1 else np.concatenate([it.rows for it in live])
             out = self.fn(x)
         except BaseException as exc:  # every request of the batch gets the failure, none hangs
-            for it in live:
-                it.future.set_exception(exc)
+            self._answer(live, [None] * len(live), exc)
             return
+        parts: list[Outputs | None] = []
         start = 0
         for it in live:
             n = len(it.rows)
-            if isinstance(out, tuple):
-                it.future.set_result(tuple(o[start : start + n] for o in out))
-            else:
-                it.future.set_result(out[start : start + n])
+            parts.append(tuple(o[start : start + n] for o in out) if isinstance(out, tuple) else out[start : start + n])
             start += n
+        self._answer(live, parts, None)
         if self.on_batch is not None:
             self.on_batch(start, len(live), time.perf_counter() - started)
+
+    @staticmethod
+    def _answer(items: Sequence[_Item], parts: Sequence[Outputs | None], exc: BaseException | None) -> None:
+        """Each item its part of the outputs (or `exc`): thread callers' futures directly, event-loop
+        callers with one call_soon_threadsafe per loop for the whole batch."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Outputs | None, BaseException | None]]]
+        by_loop = {}
+        for it, part in zip(items, parts):
+            if it.future is not None:
+                if exc is not None:
+                    it.future.set_exception(exc)
+                else:
+                    it.future.set_result(part)
+            elif it.waiter is not None:
+                by_loop.setdefault(it.waiter.get_loop(), []).append((it.waiter, part, exc))
+        for loop, answers in by_loop.items():
+            # RuntimeError: the loop is closed, so no coroutine is left to wait for these answers.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, answers)

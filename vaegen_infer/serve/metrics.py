@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -33,11 +34,20 @@ class Metrics:
         )
         self._queue = Gauge("vaegen_queue_depth", "Requests waiting for a graph", ["model", "graph"], registry=r)
         self.in_flight = Gauge("vaegen_requests_in_flight", "HTTP requests being answered", registry=r)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._errors = Counter("vaegen_model_errors", "Failures inside a model (HTTP 500)", ["model"], registry=r)
 
     def request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self._requests.labels(endpoint, method, str(status)).inc()
-        self._latency.labels(endpoint).observe(seconds)
+        # The labelled children, looked up once per (endpoint, method, status): `labels()` takes a
+        # lock and builds its key on every call, once per request on the event loop. Endpoints are
+        # route templates and statuses a few codes, so this dict stays small.
+        key = (endpoint, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (self._requests.labels(endpoint, method, str(status)), self._latency.labels(endpoint))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def batch(self, model: str, graph: str, rows: int, requests: int, seconds: float) -> None:
         self._batch_rows.labels(model, graph).observe(rows)
