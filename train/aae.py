@@ -9,6 +9,11 @@ that label's region of the prior (the paper's Figure 4), so class k maps to regi
 label is withheld (`label_fraction` < 1) get the extra "no label" input and positives from the
 whole prior. The discriminator is a projection discriminator (see train/models.py) so that it
 cannot ignore the label. The prior is the runtime's own numpy implementation (`vaegen_infer.priors`).
+
+Supervised (`decoder_labels` = K > 0, the paper's Figure 7): the decoder takes the label one-hot
+(N, K) beside the code, and the discriminator (label-free) pushes the codes to the whole prior.
+The decoder gets the digit's identity for free, so the code is left to carry what the label does
+not: the style (slant, thickness, width). Every training image needs its label.
 """
 
 from __future__ import annotations
@@ -41,12 +46,19 @@ def _prior_draw(prior: Prior, labels: np.ndarray, rng: np.random.Generator, cond
     return torch.from_numpy(prior.sample(len(labels), rng, comp))
 
 
+def one_hot(labels: torch.Tensor | np.ndarray, k: int) -> torch.Tensor:
+    """Class indices (N,) -> float32 one-hot (N, K), the supervised decoder's `y`."""
+    return F.one_hot(torch.as_tensor(np.asarray(labels), dtype=torch.int64), k).float()
+
+
 @torch.no_grad()
 def _validate(model: Autoencoder, prior: Prior, data: Split, conditional: bool) -> dict[str, float]:
     model.eval()
     x = torch.from_numpy(to_float(data.x_val[:]))
     mu, _ = model.encode(x)
-    rec = rec_per_image(model.cfg.likelihood, model.decode(mu), x).mean().item()
+    k = model.cfg.decoder_labels
+    y = one_hot(data.y_val, k) if k else None
+    rec = rec_per_image(model.cfg.likelihood, model.decode(mu, y), x).mean().item()
     out = {"val_rec": rec}
     if prior.n_regions:
         region = prior.region_of(mu.numpy())
@@ -63,6 +75,10 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
     n_labels = len(data.labels or [])
     if mcfg.conditional and prior.n_regions != n_labels:
         raise UsageError(f"the prior has {prior.n_regions} regions but the data has {n_labels} classes")
+    if mcfg.decoder_labels and mcfg.decoder_labels != n_labels:
+        raise UsageError(f"the decoder takes {mcfg.decoder_labels} labels but the data has {n_labels} classes")
+    if mcfg.decoder_labels and tcfg.label_fraction < 1.0:
+        raise UsageError("a supervised AAE's decoder needs every image's label: use --label-fraction 1")
     mcfg.prior_params = prior.params()  # store every parameter, defaults included
     model = Autoencoder(mcfg)
     disc = Discriminator(mcfg, n_labels)
@@ -92,10 +108,11 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
             labels = y_used[torch.from_numpy(idx)]  # (B,), -1 where the label is withheld
             cond = labels if mcfg.conditional else None
+            y = one_hot(labels, mcfg.decoder_labels) if mcfg.decoder_labels else None  # (B, K)
 
             # 1. reconstruction phase
             mu, logvar = model.encode(target)
-            rec = rec_per_image(mcfg.likelihood, model.decode(model.code(mu, logvar)), target).mean()
+            rec = rec_per_image(mcfg.likelihood, model.decode(model.code(mu, logvar), y), target).mean()
             opt_ae.zero_grad(set_to_none=True)
             rec.backward()
             opt_ae.step()

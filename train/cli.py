@@ -138,6 +138,13 @@ def fit(
         list[str] | None, typer.Option(help="Prior parameter KEY=NUMBER (repeat); vamp: components=500.")
     ] = None,
     conditional: Annotated[bool, typer.Option(help="AAE: label-conditioned regularisation.")] = False,
+    supervised: Annotated[
+        bool,
+        typer.Option(
+            help="AAE: supervised AAE (Makhzani et al. Fig. 7): the decoder also takes the label one-hot and the code, "
+            "pushed to a label-free prior, keeps only style; exports a decoder with a second input y (N, K)."
+        ),
+    ] = False,
     posterior: Annotated[str | None, typer.Option(help="gaussian or deterministic; default: per model.")] = None,
     label_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="AAE: share of labels used.")] = 1.0,
     lr_disc: Annotated[float, typer.Option(min=0.0, help="AAE: discriminator step size.")] = 1e-4,
@@ -188,7 +195,8 @@ def fit(
                 objective=objective, beta=beta,
                 warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate,
                 iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
-                prior_param=prior_param, conditional=conditional, posterior=posterior, label_fraction=label_fraction,
+                prior_param=prior_param, conditional=conditional, supervised=supervised, posterior=posterior,
+                label_fraction=label_fraction,
                 lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, keep=keep, ema=ema, dropout=dropout,
                 weight_decay=weight_decay, max_minutes=max_minutes or 0.0, checkpoint_minutes=checkpoint_minutes,
                 seed=seed, threads=threads,
@@ -215,7 +223,8 @@ def _configs(
     lr: float | None, lr_schedule: str, objective: str, beta: float, warmup_epochs: int, free_bits: float,
     binarize: str,
     shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
-    prior_param: list[str] | None, conditional: bool, posterior: str | None, label_fraction: float, lr_disc: float,
+    prior_param: list[str] | None, conditional: bool, supervised: bool, posterior: str | None, label_fraction: float,
+    lr_disc: float,
     lr_gen: float, disc_hidden: int, keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
     checkpoint_minutes: float, seed: int, threads: int,
 ) -> tuple[ModelConfig, TrainConfig, Split]:  # fmt: skip
@@ -230,6 +239,11 @@ def _configs(
         raise typer.BadParameter(
             "a VAE has a Gaussian posterior and a gaussian or vamp prior; use --model aae", param_hint="--prior"
         )
+    if supervised and (model != "aae" or conditional):
+        raise typer.BadParameter(
+            "--supervised is an AAE whose code follows a label-free prior: use --model aae without --conditional",
+            param_hint="--supervised",
+        )
     tcfg = TrainConfig(
         data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
         lr_schedule=lr_schedule, objective=objective, beta=beta,
@@ -243,6 +257,8 @@ def _configs(
     )  # fmt: skip
     split = load_data(tcfg, note=lambda text: typer.echo(text, err=True))
     shape = split.image_shape
+    if supervised and not split.labels:
+        raise typer.BadParameter(f"--supervised needs labelled data; {data} has no classes", param_hint="--data")
     if widths is not None:
         conv_widths = _ints(widths)
     elif arch == "conv":
@@ -254,6 +270,7 @@ def _configs(
         channels=conv_widths, hidden=hidden, activation=activation, blocks=blocks,
         posterior=posterior or ("gaussian" if model == "vae" else "deterministic"),
         prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
+        decoder_labels=len(split.labels or []) if supervised else 0,
         dropout=dropout, likelihood=likelihood,
     )  # fmt: skip
     return mcfg, tcfg, split

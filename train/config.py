@@ -65,6 +65,10 @@ class ModelConfig:
     prior: str = "gaussian"  # a name in vaegen_infer.priors.PRIORS; the AAE matches its codes to it
     prior_params: dict[str, Any] = field(default_factory=dict)
     conditional: bool = False  # AAE: the discriminator sees the label, class k maps to region k
+    # Supervised AAE (Makhzani et al. 2015, Figure 7): the decoder takes the label one-hot (N, K)
+    # beside the code, and the code is pushed to a label-free prior, so it keeps only style.
+    # K = the number of classes; 0 = the decoder takes the code alone.
+    decoder_labels: int = 0
     disc_hidden: int = 512  # AAE discriminator width (two hidden layers)
     dropout: float = 0.0  # VAE/AAE: dropout after every hidden activation while training (identity when exported)
     likelihood: str = "bernoulli"  # decoder distribution p(x | z): bernoulli | gaussian
@@ -93,6 +97,11 @@ class ModelConfig:
         _choice("likelihood", self.likelihood, LIKELIHOODS)
         if self.kind == "vae" and (self.conditional or self.posterior == "deterministic"):
             raise UsageError("a VAE has a Gaussian posterior and no conditional prior; use kind 'aae' for those")
+        _at_least("decoder_labels", self.decoder_labels, 0)
+        if self.decoder_labels and (self.kind != "aae" or self.conditional):
+            raise UsageError(
+                "a label decoder (supervised AAE) needs kind 'aae' and a label-free prior (no conditional)"
+            )
         if self.kind == "aae" and self.prior in LEARNED_PRIORS:
             raise UsageError(f"prior '{self.prior}' is learned with a VAE; an AAE needs a fixed prior")
 

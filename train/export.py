@@ -22,12 +22,13 @@ import torch
 
 import vaegen_infer
 from train.config import ModelConfig
-from train.models import Autoencoder, DecoderGraph, EncoderGraph
+from train.models import Autoencoder, DecoderGraph, EncoderGraph, LabelDecoderGraph
 from vaegen_infer.bundle import sha256_file
 from vaegen_infer.errors import UsageError, VaegenError
 from vaegen_infer.io import make_temp_dir
 from vaegen_infer.manifest import (
     DECODER_INPUT,
+    DECODER_LABEL_INPUT,
     DECODER_OUTPUTS,
     ENCODER_INPUT,
     ENCODER_OUTPUTS,
@@ -55,12 +56,15 @@ class ExportError(VaegenError):
 
 def _export_one(
     module: torch.nn.Module,
-    example: torch.Tensor,
-    input_name: str,
+    example: torch.Tensor | tuple[torch.Tensor, ...],
+    input_name: str | tuple[str, ...],
     output_names: tuple[str, ...],
     exporter: str,
 ) -> bytes:
-    """Serialize one graph with a dynamic batch axis on its input and every output."""
+    """Serialize one graph with a dynamic batch axis on its input(s) and every output. Several
+    inputs (the supervised AAE's decoder: z and y) share the one batch axis."""
+    examples = example if isinstance(example, tuple) else (example,)
+    input_names = input_name if isinstance(input_name, tuple) else (input_name,)
     module.eval()
     # torch.onnx logs a warning per missing torchvision op; they are irrelevant to these graphs.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -71,24 +75,25 @@ def _export_one(
             batch = torch.export.Dim("batch", min=1, max=1 << 20)
             program = torch.onnx.export(
                 module,
-                (example,),
+                examples,
                 dynamo=True,
-                input_names=[input_name],
+                input_names=list(input_names),
                 output_names=list(output_names),
-                dynamic_shapes={"x" if input_name == ENCODER_INPUT else "z": {0: batch}},
+                # keyed by the forward()'s argument names, which are the tensor names (x; z and y)
+                dynamic_shapes={name: {0: batch} for name in input_names},
                 opset_version=OPSET,
                 optimize=True,
                 verbose=False,
             )
             program.save(buf)
         elif exporter == "torchscript":
-            axes = {name: {0: "batch"} for name in (input_name, *output_names)}
+            axes = {name: {0: "batch"} for name in (*input_names, *output_names)}
             torch.onnx.export(
                 module,
-                (example,),
+                examples,
                 buf,
                 dynamo=False,
-                input_names=[input_name],
+                input_names=list(input_names),
                 output_names=list(output_names),
                 dynamic_axes=axes,
                 opset_version=17,
@@ -105,9 +110,17 @@ def export_graphs(model: Autoencoder, exporter: str = DEFAULT_EXPORTER) -> dict[
     gen = torch.Generator().manual_seed(0)
     x = torch.rand((4, c, h, w), generator=gen)
     z = torch.randn((4, model.cfg.latent_dim), generator=gen)
+    k = model.cfg.decoder_labels
+    if k:  # supervised AAE: the decoder's second input, the label one-hot y (N, K)
+        y = torch.nn.functional.one_hot(torch.arange(4) % k, k).float()
+        decoder = _export_one(
+            LabelDecoderGraph(model), (z, y), (DECODER_INPUT, DECODER_LABEL_INPUT), DECODER_OUTPUTS, exporter
+        )
+    else:
+        decoder = _export_one(DecoderGraph(model), z, DECODER_INPUT, DECODER_OUTPUTS, exporter)
     return {
         "encoder.onnx": _export_one(EncoderGraph(model), x, ENCODER_INPUT, ENCODER_OUTPUTS, exporter),
-        "decoder.onnx": _export_one(DecoderGraph(model), z, DECODER_INPUT, DECODER_OUTPUTS, exporter),
+        "decoder.onnx": decoder,
     }
 
 
@@ -132,12 +145,18 @@ def check_graphs(
     rng = np.random.default_rng(123)
     worst: dict[str, float] = {}
     model.eval()
+    k = model.cfg.decoder_labels
     for n in batches:
         x = rng.random((n, c, h, w), dtype=np.float32)
         z = rng.standard_normal((n, model.cfg.latent_dim), dtype=np.float32)
+        dec_feeds = {DECODER_INPUT: z}
+        y = None
+        if k:  # a random label per row, one-hot (n, K)
+            y = np.eye(k, dtype=np.float32)[rng.integers(0, k, n)]
+            dec_feeds[DECODER_LABEL_INPUT] = y
         with torch.no_grad():
             mu, logvar = model.encode(torch.from_numpy(x))
-            logits = model.decode(torch.from_numpy(z))
+            logits = model.decode(torch.from_numpy(z), None if y is None else torch.from_numpy(y))
         expected = {
             ("encoder.onnx", "mu"): mu.numpy(),
             ("encoder.onnx", "logvar"): logvar.numpy(),
@@ -145,7 +164,7 @@ def check_graphs(
             ("decoder.onnx", "logits"): logits.numpy(),
         }
         got_enc = dict(zip(ENCODER_OUTPUTS, sessions["encoder.onnx"].run(list(ENCODER_OUTPUTS), {ENCODER_INPUT: x})))
-        got_dec = dict(zip(DECODER_OUTPUTS, sessions["decoder.onnx"].run(list(DECODER_OUTPUTS), {DECODER_INPUT: z})))
+        got_dec = dict(zip(DECODER_OUTPUTS, sessions["decoder.onnx"].run(list(DECODER_OUTPUTS), dec_feeds)))
         for (graph, out), want in expected.items():
             got = (got_enc if graph == "encoder.onnx" else got_dec)[out]
             if got.shape != want.shape:
@@ -203,7 +222,7 @@ def write_bundle(
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
         # The runtime must accept what we wrote: load it the way users will.
         check = vaegen_infer.load(tmp, providers="cpu")
-        check.sample(2, seed=0)
+        check.sample(2, seed=0, label=0 if check.label_decoder else None)
         check.encode(np.zeros((1, *check.image_shape), np.float32))
         if out.exists():
             old = out.with_name(f".{out.name}.old")
@@ -265,7 +284,7 @@ def base_manifest(
 ) -> Manifest:
     cfg: ModelConfig = model.cfg
     image = image_spec(model, payload)
-    encoder, decoder = graph_specs(image, cfg.latent_dim, hashes)
+    encoder, decoder = graph_specs(image, cfg.latent_dim, hashes, cfg.decoder_labels)
     return Manifest(
         name=name,
         kind=cfg.kind,
@@ -275,6 +294,7 @@ def base_manifest(
         prior=prior,
         labels=labels,
         conditional=conditional,
+        label_input=DECODER_LABEL_INPUT if cfg.decoder_labels else None,
         encoder=encoder,
         decoder=decoder,
         attributes={},

@@ -93,7 +93,7 @@ class ConvDecoder(nn.Module):
         stages = len(cfg.channels)
         self.start = (cfg.channels[-1], h >> stages, w >> stages)
         self.fc = nn.Sequential(
-            nn.Linear(cfg.latent_dim, cfg.hidden),
+            nn.Linear(cfg.latent_dim + cfg.decoder_labels, cfg.hidden),
             _act(cfg),
             nn.Linear(cfg.hidden, math.prod(self.start)),
             _act(cfg),
@@ -133,7 +133,9 @@ class MLPDecoder(nn.Module):
         super().__init__()
         self.shape = cfg.image_shape
         self.net = nn.Sequential(
-            nn.Linear(cfg.latent_dim, cfg.hidden), _act(cfg), nn.Linear(cfg.hidden, math.prod(cfg.image_shape))
+            nn.Linear(cfg.latent_dim + cfg.decoder_labels, cfg.hidden),
+            _act(cfg),
+            nn.Linear(cfg.hidden, math.prod(cfg.image_shape)),
         )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -183,13 +185,21 @@ class Autoencoder(nn.Module):
         mu, logvar = h.chunk(2, dim=1)  # (N, D) each
         return mu, logvar
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes z (N, D) -> logits (N, C, H, W). A label-conditioned decoder (supervised AAE) also
+        takes the label one-hot y (N, K), fed beside z into the first dense layer."""
+        if self.cfg.decoder_labels:
+            if y is None:
+                raise ValueError(f"this decoder takes the labels y (N, {self.cfg.decoder_labels}) one-hot beside z")
+            z = torch.cat([z, y.to(z.dtype)], dim=1)  # (N, D + K)
         return self.decoder(z)  # logits (N, C, H, W)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
         z = self.code(mu, logvar)
-        return self.decode(z), mu, logvar
+        return self.decode(z, y), mu, logvar
 
     def code(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """A draw of z from the posterior, (N, D): mu itself when the posterior is deterministic."""
@@ -291,6 +301,18 @@ class DecoderGraph(nn.Module):
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.model.decode(z)
+        return torch.sigmoid(logits), logits
+
+
+class LabelDecoderGraph(nn.Module):
+    """What a supervised AAE's decoder.onnx computes: z (N, D), y (N, K) one-hot -> x, logits."""
+
+    def __init__(self, model: Autoencoder) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.model.decode(z, y)
         return torch.sigmoid(logits), logits
 
 

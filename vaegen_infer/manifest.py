@@ -35,6 +35,9 @@ PRECISIONS = ("float32", "int8", "fp16")
 ENCODER_INPUT = "x"
 ENCODER_OUTPUTS = ("mu", "logvar")
 DECODER_INPUT = "z"
+# The second decoder input of a label-conditioned decoder (supervised AAE): the label one-hot
+# (N, K) float32, K = len(labels). Bundles name it in `label_input`; absent: z alone.
+DECODER_LABEL_INPUT = "y"
 # `x` holds Bernoulli means in [0, 1]; `logits` the same before the sigmoid, so that likelihoods
 # can be computed without log(0) in float32.
 DECODER_OUTPUTS = ("x", "logits")
@@ -282,7 +285,7 @@ class Variant:
         }
 
 
-def _variants(f: _Fields, source: str) -> dict[str, Variant]:
+def _variants(f: _Fields, source: str, decoder_inputs: tuple[str, ...] = (DECODER_INPUT,)) -> dict[str, Variant]:
     out: dict[str, Variant] = {}
     vf = _Fields(f.dict("variants"), "variants", source)
     for key in vf.obj:
@@ -290,7 +293,7 @@ def _variants(f: _Fields, source: str) -> dict[str, Variant]:
             raise vf.fail(key, "a variant named " + " or ".join(PRECISIONS[1:]), key)
         one = vf.sub(key)
         encoder = GraphSpec.from_fields(one.sub("encoder"), (ENCODER_INPUT,), ENCODER_OUTPUTS)
-        decoder = GraphSpec.from_fields(one.sub("decoder"), (DECODER_INPUT,), DECODER_OUTPUTS)
+        decoder = GraphSpec.from_fields(one.sub("decoder"), decoder_inputs, DECODER_OUTPUTS)
         out[key] = Variant(encoder, decoder, one.dict("parity"), one.dict("quality"))
     return out
 
@@ -347,6 +350,9 @@ class Manifest:
     description: str = ""
     labels: list[str] | None = None
     conditional: bool = False
+    # The decoder's label input (supervised AAE): its tensor name, taking the one-hot (N, K) with
+    # K = len(labels); None: the decoder takes the code alone (every bundle before it).
+    label_input: str | None = None
     attributes: dict[str, Attribute] = field(default_factory=dict)
     latent_stats: dict[str, Any] = field(default_factory=dict)
     # Ground-truth factors (dSprites-like data): per latent dimension, the factor it shares most
@@ -376,6 +382,7 @@ class Manifest:
             "prior": self.prior.to_dict(),
             "labels": self.labels,
             "conditional": self.conditional,
+            **({"label_input": self.label_input} if self.label_input else {}),
             "graphs": {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict()},
             "attributes": {k: a.to_dict() for k, a in self.attributes.items()},
             "latent_stats": self.latent_stats,
@@ -418,14 +425,28 @@ class Manifest:
         conditional = f.bool("conditional") if "conditional" in f.obj else False
         if conditional and labels is None:
             raise f.fail("labels", "a list of class names when 'conditional' is true", None)
+        label_input = f.str("label_input") if f.has("label_input") else None
+        if label_input is not None:
+            if labels is None:
+                raise f.fail("labels", "a list of class names when 'label_input' is set", None)
+            if label_input == DECODER_INPUT:
+                raise f.fail("label_input", f"a tensor name other than '{DECODER_INPUT}'", label_input)
+        decoder_inputs = (DECODER_INPUT,) if label_input is None else (DECODER_INPUT, label_input)
+        n_labels = len(labels) if label_input is not None and labels is not None else 0
 
         gf = f.sub("graphs")
         encoder = GraphSpec.from_fields(gf.sub("encoder"), (ENCODER_INPUT,), ENCODER_OUTPUTS)
-        decoder = GraphSpec.from_fields(gf.sub("decoder"), (DECODER_INPUT,), DECODER_OUTPUTS)
-        _check_graph_shapes(source, image, dim, encoder, decoder)
-        variants = _variants(f, source)
+        decoder = GraphSpec.from_fields(gf.sub("decoder"), decoder_inputs, DECODER_OUTPUTS)
+        extra = sorted(set(gf.sub("decoder").sub("inputs").obj) - set(decoder_inputs))
+        if extra:
+            raise BundleError(
+                f"{source}: 'graphs.decoder.inputs' lists {extra} besides {list(decoder_inputs)}; a label input "
+                "must be named in 'label_input' (with 'labels')"
+            )
+        _check_graph_shapes(source, image, dim, encoder, decoder, label_input, n_labels)
+        variants = _variants(f, source, decoder_inputs)
         for key, v in variants.items():
-            _check_graph_shapes(f"{source} (variants.{key})", image, dim, v.encoder, v.decoder)
+            _check_graph_shapes(f"{source} (variants.{key})", image, dim, v.encoder, v.decoder, label_input, n_labels)
 
         attributes: dict[str, Attribute] = {}
         af = _Fields(f.dict("attributes"), "attributes", source)
@@ -460,6 +481,7 @@ class Manifest:
             description=f.obj.get("description", "") or "",
             labels=labels,
             conditional=conditional,
+            label_input=label_input,
             attributes=attributes,
             latent_stats=latent_stats,
             latent_factors=latent_factors,
@@ -481,26 +503,40 @@ def _check_latent_factors(f: _Fields, dim: int) -> None:
             raise one.fail("mi", "a finite number", one.obj["mi"])
 
 
-def graph_specs(image: ImageSpec, latent_dim: int, hashes: dict[str, str]) -> tuple[GraphSpec, GraphSpec]:
-    """The encoder and decoder specs every bundle uses, given the sha256 of each file."""
+def graph_specs(
+    image: ImageSpec, latent_dim: int, hashes: dict[str, str], n_labels: int = 0
+) -> tuple[GraphSpec, GraphSpec]:
+    """The encoder and decoder specs every bundle uses, given the sha256 of each file; with
+    `n_labels` > 0 the decoder also takes the label one-hot `y` (N, n_labels)."""
     img: Shape = [None, *image.shape]
     lat: Shape = [None, latent_dim]
+    dec_inputs: dict[str, Shape] = {DECODER_INPUT: lat}
+    if n_labels:
+        dec_inputs[DECODER_LABEL_INPUT] = [None, n_labels]
     encoder = GraphSpec("encoder.onnx", hashes["encoder.onnx"], {ENCODER_INPUT: img}, {k: lat for k in ENCODER_OUTPUTS})
-    decoder = GraphSpec("decoder.onnx", hashes["decoder.onnx"], {DECODER_INPUT: lat}, {k: img for k in DECODER_OUTPUTS})
+    decoder = GraphSpec("decoder.onnx", hashes["decoder.onnx"], dec_inputs, {k: img for k in DECODER_OUTPUTS})
     return encoder, decoder
 
 
-def _check_graph_shapes(source: str, image: ImageSpec, dim: int, enc: GraphSpec, dec: GraphSpec) -> None:
+def _check_graph_shapes(
+    source: str,
+    image: ImageSpec,
+    dim: int,
+    enc: GraphSpec,
+    dec: GraphSpec,
+    label_input: str | None = None,
+    n_labels: int = 0,
+) -> None:
     img: Shape = [None, *image.shape]
     lat: Shape = [None, dim]
     expected = [
         ("graphs.encoder.inputs.x", enc.inputs[ENCODER_INPUT], img),
         ("graphs.decoder.inputs.z", dec.inputs[DECODER_INPUT], lat),
+        *([(f"graphs.decoder.inputs.{label_input}", dec.inputs[label_input], [None, n_labels])] if label_input else []),
         *[(f"graphs.encoder.outputs.{k}", enc.outputs[k], lat) for k in ENCODER_OUTPUTS],
         *[(f"graphs.decoder.outputs.{k}", dec.outputs[k], img) for k in DECODER_OUTPUTS],
     ]
     for where, got, want in expected:
         if got != want:
-            raise BundleError(
-                f"{source}: '{where}' is {got} but image and latent_dim say {want}; the manifest is inconsistent"
-            )
+            says = "labels say" if label_input and where.endswith(f".{label_input}") else "image and latent_dim say"
+            raise BundleError(f"{source}: '{where}' is {got} but {says} {want}; the manifest is inconsistent")

@@ -89,6 +89,12 @@ class Model:
     def image_shape(self) -> tuple[int, int, int]:
         return self.manifest.image.shape
 
+    @property
+    def label_decoder(self) -> bool:
+        """Whether the decoder takes the label one-hot beside the code (a supervised AAE): every
+        decoding operation then needs a label, and `restyle` works."""
+        return self.manifest.label_input is not None
+
     def provider(self, role: str = "decoder") -> str:
         """'cpu' or 'cuda': what really runs this graph (creates a session first when CUDA is to be
         tried, since only a session tells whether it came up)."""
@@ -184,23 +190,73 @@ class Model:
                     )
 
     # -- core operations ------------------------------------------------------------------------
-    def decode(self, z: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
-        """Latent codes (N, D) -> images (N, C, H, W) float32 in [0, 1]."""
+    def decode(self, z: np.ndarray, labels: Any = None, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
+        """Latent codes (N, D) -> images (N, C, H, W) float32 in [0, 1].
+
+        `labels` is for a label-conditioned decoder (`label_decoder`, a supervised AAE), where it is
+        required: one label for every code (a class name or index), N labels, or one-hot rows (N, K).
+        Other models take none."""
         z = self._check_latents(z)
+        feeds = self._decoder_feeds(z, labels)
         runner = self._runner("decoder")
         if z.shape[0] <= chunk:  # one call: hand back ONNX Runtime's own array, no copy
-            return runner.run(_IMAGES, {DECODER_INPUT: z})[0]
+            return runner.run(_IMAGES, feeds)[0]
         out = np.empty((z.shape[0], *self.image_shape), dtype=np.float32)
         for start in range(0, z.shape[0], chunk):
-            part = z[start : start + chunk]
-            (out[start : start + len(part)],) = runner.run([DECODER_OUTPUTS[0]], {DECODER_INPUT: part})
+            part = {name: a[start : start + chunk] for name, a in feeds.items()}
+            (out[start : start + len(part[DECODER_INPUT])],) = runner.run([DECODER_OUTPUTS[0]], part)
         return out
 
-    def decode_logits(self, z: np.ndarray) -> np.ndarray:
+    def decode_logits(self, z: np.ndarray, labels: Any = None) -> np.ndarray:
         """Latent codes (N, D) -> Bernoulli logits (N, C, H, W), for likelihoods without log(0)."""
         z = self._check_latents(z)
-        (logits,) = self._runner("decoder").run([DECODER_OUTPUTS[1]], {DECODER_INPUT: z})
+        (logits,) = self._runner("decoder").run([DECODER_OUTPUTS[1]], self._decoder_feeds(z, labels))
         return logits
+
+    def _decoder_feeds(self, z: np.ndarray, labels: Any) -> dict[str, np.ndarray]:
+        y = self.label_rows(labels, len(z))
+        if y is None:
+            return {DECODER_INPUT: z}
+        return {DECODER_INPUT: z, self.manifest.label_input: y}  # type: ignore[dict-item]
+
+    def label_rows(self, labels: Any, n: int) -> np.ndarray | None:
+        """The decoder's label input for n codes: one-hot float32 (n, K), or None for a decoder of
+        the code alone. `labels`: one label for all (name or index), a sequence of n labels, or rows
+        (n, K) of class weights in [0, 1] summing to 1 (one-hot; mixtures are accepted as given)."""
+        m = self.manifest
+        if m.label_input is None:
+            if labels is not None:
+                raise UsageError(f"model '{m.name}' decodes the code alone and takes no labels; drop the labels")
+            return None
+        names = m.labels or []
+        k = len(names)
+        if labels is None:
+            raise UsageError(
+                f"model '{m.name}' decodes every code as a label (supervised AAE): give labels, one for all "
+                f"or one per code, from {', '.join(names)}"
+            )
+        if isinstance(labels, (str, int, np.integer)) or (isinstance(labels, np.ndarray) and labels.ndim == 0):
+            return np.repeat(np.eye(k, dtype=np.float32)[[self.label_index(labels)]], n, axis=0)
+        if isinstance(labels, np.ndarray) and labels.ndim == 2:
+            if labels.shape != (n, k):
+                raise InputError(
+                    f"label one-hots must have shape ({n}, {k}) for {n} codes of model '{m.name}' "
+                    f"({k} labels: {', '.join(names)}), got {labels.shape}"
+                )
+            if not np.issubdtype(labels.dtype, np.number) or np.issubdtype(labels.dtype, np.complexfloating):
+                raise InputError(f"label one-hots must be numbers, got dtype {labels.dtype}")
+            y = np.ascontiguousarray(labels, dtype=np.float32)
+            if not np.isfinite(y).all() or y.min() < 0 or y.max() > 1 or np.abs(y.sum(1) - 1).max() > 1e-3:
+                raise InputError("label one-hots must hold values in [0, 1] with each row summing to 1")
+            return y
+        try:
+            items = list(labels)
+        except TypeError:
+            raise UsageError(f"labels must be a label, a list of labels or one-hot rows, got {labels!r}") from None
+        if len(items) != n:
+            raise InputError(f"{len(items)} labels for {n} codes: give one label per code, or one label for all")
+        index = [self.label_index(v.item() if isinstance(v, np.generic) else v) for v in items]
+        return np.eye(k, dtype=np.float32)[index]
 
     def encode(self, images: np.ndarray, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray]:
         """Images (N, C, H, W) in [0, 1] -> (mu, logvar), each (N, D) float32."""
@@ -226,6 +282,8 @@ class Model:
         `OrtValue.ortvalue_from_numpy(z, "cuda", 0)`; returns an OrtValue (N, C, H, W). Only on the
         CUDA provider, and not in CUDA-graph mode (its output buffers are reused by the next call).
         """
+        if self.label_decoder:
+            raise UsageError(f"model '{self.name}' has a label input; decode_on_device feeds z alone: use decode()")
         (x,) = self._runner("decoder").run_device([DECODER_OUTPUTS[0]], {DECODER_INPUT: z})
         return x
 
@@ -237,13 +295,14 @@ class Model:
     def iter_latents(self, n: int, seed: int | None = None, label: int | str | None = None) -> Iterator[np.ndarray]:
         """Draw n codes from the bundle's prior in blocks of up to DRAW_CHUNK rows, (m, D) each;
         with `label`, from that class's region. Every sampling path draws through here, so a seed
-        gives the same codes whether they are taken at once or streamed."""
+        gives the same codes whether they are taken at once or streamed. A label-conditioned decoder
+        (supervised AAE) has a label-free prior: the label is checked, the codes do not depend on it."""
         n = check_count(n)
         index = None if label is None else self.label_index(label)
         rng = np.random.default_rng(seed)
         for start in range(0, n, DRAW_CHUNK):
             m = min(DRAW_CHUNK, n - start)
-            labels = None if index is None else np.full(m, index, dtype=np.int64)
+            labels = None if index is None or not self.manifest.conditional else np.full(m, index, dtype=np.int64)
             yield self.prior.sample(m, rng, labels)
 
     def sample_latents(self, n: int, seed: int | None = None, label: int | str | None = None) -> np.ndarray:
@@ -255,20 +314,57 @@ class Model:
     ) -> Iterator[np.ndarray]:
         """Generate n images as blocks of up to `chunk` images (m, C, H, W): memory stays bounded
         however large n is. Concatenated, the blocks equal `sample(n, seed, label)`."""
+        self._need_label(label, "sample")
         for z in self.iter_latents(n, seed, label):
             for start in range(0, len(z), chunk):
-                yield self.decode(z[start : start + chunk], chunk=chunk)
+                yield self.decode(z[start : start + chunk], self._label_arg(label), chunk=chunk)
 
     def sample(
         self, n: int, seed: int | None = None, label: int | str | None = None, chunk: int = DEFAULT_CHUNK
     ) -> np.ndarray:
-        """Generate n images (n, C, H, W) in [0, 1]; the same seed gives the same images."""
-        return self.decode(self.sample_latents(n, seed, label), chunk=chunk)
+        """Generate n images (n, C, H, W) in [0, 1]; the same seed gives the same images. `label`
+        draws that class: required by a label-conditioned decoder (supervised AAE), which draws the
+        style from its label-free prior and decodes it as the label."""
+        self._need_label(label, "sample")
+        return self.decode(self.sample_latents(n, seed, label), self._label_arg(label), chunk=chunk)
+
+    def _need_label(self, label: Any, operation: str) -> None:
+        if self.label_decoder and label is None:
+            raise UsageError(
+                f"model '{self.name}' decodes every code as a label (supervised AAE): {operation} needs a label, "
+                f"one of {', '.join(self.label_names())}"
+            )
+
+    def _label_arg(self, label: Any) -> Any:
+        """What decode() takes for one label: the label for a label decoder, else nothing (the
+        prior's region already carries it)."""
+        return label if self.label_decoder else None
+
+    def restyle(self, images: np.ndarray, labels: Sequence[int | str] | None = None) -> np.ndarray:
+        """Each image's style drawn as each label (supervised AAE, Makhzani et al. 2015, Fig. 7):
+        encode the images to their codes (the style, label-free), decode every code with every
+        requested label -> (n_images, n_labels, C, H, W). `labels`: names or indices; default all."""
+        if not self.label_decoder:
+            raise UsageError(
+                f"model '{self.name}' has no label input on its decoder, so it cannot restyle; "
+                "use a supervised AAE such as mnist-saae"
+            )
+        chosen = self.label_names() if labels is None else labels
+        if isinstance(chosen, (str, int, np.integer)):
+            chosen = [chosen]
+        index = [self.label_index(v.item() if isinstance(v, np.generic) else v) for v in chosen]
+        if not index:
+            raise UsageError("restyle needs at least one label")
+        mu, _ = self.encode(images)  # (N, D)
+        n, k = len(mu), len(index)
+        z = np.repeat(mu, k, axis=0)  # (N * L, D): image i's code once per label
+        y = np.tile(np.eye(len(self.label_names()), dtype=np.float32)[index], (n, 1))  # (N * L, K)
+        return self.decode(z, y).reshape(n, k, *self.image_shape)
 
     def label_index(self, label: int | str) -> int:
         """Map a class name or index to the prior's region index; reject labels the model lacks."""
         m = self.manifest
-        if not m.conditional or m.labels is None:
+        if not (m.conditional or m.label_input) or m.labels is None:
             raise UsageError(
                 f"model '{m.name}' is not label-conditioned, so it cannot sample by label; "
                 "sample without a label or pick a conditional model (see vaegen_infer.models())"
@@ -302,6 +398,10 @@ class Model:
 
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 100_000:
             raise UsageError(f"k (importance samples) must be an integer in 1-100000, got {k!r}")
+        if self.label_decoder:
+            raise UsageError(
+                f"model '{self.name}' decodes p(x | label, z); score needs p(x | z) and is not supported for it"
+            )
         x = self.check_images(images)
         spec = self.manifest.image
         eight_bit = spec.data_kind == "8bit"
@@ -374,13 +474,21 @@ class Model:
         return load_images(items, self.image_shape, strict=strict, invert=invert, note=note, preprocess=pre)
 
     # -- latent-space operations --------------------------------------------------------------
-    def reconstruct(self, images: np.ndarray, sample: bool = False, seed: int | None = None) -> np.ndarray:
-        """Encode and decode (N, C, H, W): decodes mu by default, or z ~ q(z|x) with `sample=True`."""
+    def reconstruct(
+        self, images: np.ndarray, sample: bool = False, seed: int | None = None, labels: Any = None
+    ) -> np.ndarray:
+        """Encode and decode (N, C, H, W): decodes mu by default, or z ~ q(z|x) with `sample=True`.
+        A label-conditioned decoder needs `labels` (the images' classes; others restyle them)."""
+        if self.label_decoder and labels is None:
+            raise UsageError(
+                f"model '{self.name}' decodes every code as a label (supervised AAE): reconstruct needs the images' "
+                "labels (or use restyle to draw them as every label)"
+            )
         mu, logvar = self.encode(images)
         if sample:
             eps = np.random.default_rng(seed).standard_normal(mu.shape, dtype=np.float32)
             mu = mu + np.exp(0.5 * logvar) * eps  # z = mu + sigma * eps, sigma = exp(logvar / 2)
-        return self.decode(mu)
+        return self.decode(mu, labels)
 
     def as_latents(self, items: Sequence[np.ndarray]) -> np.ndarray:
         """Each item is an image (C, H, W) / (1, C, H, W), encoded to its mu, or a code (D,) -> (K, D)."""
@@ -398,14 +506,22 @@ class Model:
         return np.stack(codes)
 
     def interpolate(
-        self, a: np.ndarray, b: np.ndarray, *more: np.ndarray, steps: int = 8, method: str = "slerp"
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        *more: np.ndarray,
+        steps: int = 8,
+        method: str = "slerp",
+        label: int | str | None = None,
     ) -> np.ndarray:
         """Images along a path a -> b (-> more...): `steps` per segment, ends included. Each anchor is
         an image (encoded to its mu) or a code.
 
         Returns ((K - 1) * (steps - 1) + 1, C, H, W) for K anchors. `method` is lerp or slerp.
+        `label`: the label every frame is drawn as (label-conditioned decoders only, and required).
         """
-        return self.decode(self.interpolate_latents(a, b, *more, steps=steps, method=method))
+        self._need_label(label, "interpolate")
+        return self.decode(self.interpolate_latents(a, b, *more, steps=steps, method=method), label)
 
     def interpolate_latents(
         self, a: np.ndarray, b: np.ndarray, *more: np.ndarray, steps: int = 8, method: str = "slerp"
@@ -446,12 +562,19 @@ class Model:
         mu, _ = self.encode(images)  # (N, D)
         return mu[:, None, :] + amounts_arr[None, :, None] * v[None, None, :]  # (N, A, D)
 
-    def shift(self, images: np.ndarray, attribute: str, amounts: Sequence[float] | float) -> np.ndarray:
+    def shift(
+        self,
+        images: np.ndarray,
+        attribute: str,
+        amounts: Sequence[float] | float,
+        label: int | str | None = None,
+    ) -> np.ndarray:
         """Add `amount * v` to each image's mu and decode -> (N, len(amounts), C, H, W). `amounts` is
-        a list of numbers or one number."""
+        a list of numbers or one number; `label` as for `interpolate`."""
+        self._need_label(label, "shift")
         z = self.shift_latents(images, attribute, amounts)  # (N, A, D)
         n, k = z.shape[:2]
-        return self.decode(z.reshape(n * k, -1)).reshape(n, k, *self.image_shape)
+        return self.decode(z.reshape(n * k, -1), label).reshape(n, k, *self.image_shape)
 
     def dims_by_importance(self) -> list[int]:
         """Latent dimensions, most used first: by KL per dimension on validation data when the
@@ -497,13 +620,15 @@ class Model:
         dims: Sequence[int] | None = None,
         span: float = 3.0,
         steps: int = 9,
+        label: int | str | None = None,
     ) -> np.ndarray:
         """Vary one dimension at a time over the prior's mean +- span prior standard deviations, the
         others held at the image's mu (or at the prior's mean when no image is given)
         -> (len(dims), steps, C, H, W). Default dims: the 8 most used (`dims_by_importance`)."""
+        self._need_label(label, "traverse")
         codes = self.traverse_latents(image, dims, span, steps)
         r = codes.shape[0]
-        return self.decode(codes.reshape(r * steps, -1)).reshape(r, steps, *self.image_shape)
+        return self.decode(codes.reshape(r * steps, -1), label).reshape(r, steps, *self.image_shape)
 
     def latent_pair(self, dims: Sequence[int] | None = None) -> tuple[int, int]:
         """Two dimensions for a 2-D view (manifold, latent map): `dims` (checked), else the two most
@@ -518,7 +643,7 @@ class Model:
             raise UsageError(f"give two different dimensions in 0-{self.latent_dim - 1}, got {list(dims)}")
         return pair[0], pair[1]
 
-    def manifold(self, n: int = 20, dims: Sequence[int] | None = None) -> np.ndarray:
+    def manifold(self, n: int = 20, dims: Sequence[int] | None = None, label: int | str | None = None) -> np.ndarray:
         """Decode a grid over the prior's quantiles (i + 0.5) / n of two dimensions (default: the two
         most used, `latent_pair`; the rest held at the prior's mean) -> (n, n, C, H, W); columns go
         along the first dimension, rows down the second (highest value at the top)."""
@@ -530,7 +655,8 @@ class Model:
         z = np.tile(self.prior.mean(), (n, n, 1))  # (n, n, D)
         z[:, :, dx] = values[None, :, dx]
         z[:, :, dy] = values[::-1, None, dy]  # top row = highest value, as on a plot's y axis
-        return self.decode(z.reshape(n * n, -1)).reshape(n, n, *self.image_shape)
+        self._need_label(label, "manifold")
+        return self.decode(z.reshape(n * n, -1), label).reshape(n, n, *self.image_shape)
 
     # -- input checks ---------------------------------------------------------------------------
     def _check_latents(self, z: np.ndarray) -> np.ndarray:

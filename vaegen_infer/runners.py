@@ -224,8 +224,8 @@ class SplitRunner:
         return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
 
     def run(self, outputs: Sequence[str], feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        ((name, array),) = feeds.items()  # our graphs have one input, batch on axis 0
-        n = int(array.shape[0])
+        # Every input has the batch on axis 0 (the supervised AAE's decoder has two: z and y).
+        n = int(next(iter(feeds.values())).shape[0])
         names = outputs if type(outputs) is list else list(outputs)
         if not self._splits(n):  # small batch: straight through, nothing copied
             return (self._main if self._small is None else self._small).run(names, feeds)
@@ -241,7 +241,7 @@ class SplitRunner:
                 if i is None:
                     return
                 lo, hi = spans[i]
-                results[i] = self._main.run(names, {name: array[lo:hi]})
+                results[i] = self._main.run(names, {name: array[lo:hi] for name, array in feeds.items()})
 
         helpers = min(self.parts, len(spans)) - 1
         pool = _pool(self.parts - 1)
