@@ -106,12 +106,15 @@ def model_operations(model: Any, batch: int, seed: int = 0) -> dict[str, Callabl
     from .images import make_grid
 
     z = model.sample_latents(batch, seed=seed)  # (B, D)
-    images = model.decode(z)  # (B, C, H, W), realistic encoder inputs
+    # A label-conditioned decoder (supervised AAE) decodes each code as a label: every label in turn.
+    labels = np.arange(batch) % len(model.label_names()) if model.label_decoder else None
+    label = 0 if model.label_decoder else None
+    images = model.decode(z, labels)  # (B, C, H, W), realistic encoder inputs
     return {
         "encode": lambda: model.encode(images),
-        "decode": lambda: model.decode(z),
-        "sample": lambda: model.sample(batch, seed=seed),
-        "sample-png": lambda: encode_png(make_grid(model.sample(batch, seed=seed), scale=2)),
+        "decode": lambda: model.decode(z, labels),
+        "sample": lambda: model.sample(batch, seed=seed, label=label),
+        "sample-png": lambda: encode_png(make_grid(model.sample(batch, seed=seed, label=label), scale=2)),
     }
 
 

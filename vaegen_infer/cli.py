@@ -223,6 +223,13 @@ def _progress(total: int, show: bool) -> Iterator[Callable[[int], None]]:
         yield lambda k: bar.advance(task, k)
 
 
+LabelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--label", help="Models whose decoder takes a label (supervised AAE, e.g. mnist-saae): draw every image as it."
+    ),
+]
+
 OutDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -509,6 +516,7 @@ def decode(
     cols: Annotated[int | None, typer.Option(min=1, help="Grid columns (default: near-square).")] = None,
     scale: ScaleOpt = 2,
     out_dir: OutDirOpt = None,
+    label: LabelOpt = None,
     providers: ProvidersOpt = "auto",
     precision: PrecisionOpt = "float32",
 ) -> None:
@@ -517,7 +525,7 @@ def decode(
     from .latentfile import read_latents
 
     g = _load(model, providers, precision=precision)
-    grid = grids.decode_grid(g, read_latents(latents), cols=cols)
+    grid = grids.decode_grid(g, read_latents(latents), cols=cols, label=label)
     what = _write(grid, output, "decoded.png", out_dir, scale)
     typer.echo(f"wrote {what} ({_plural(grid.n, 'image')} from {g.name})")
 
@@ -534,6 +542,7 @@ def reconstruct(
     cols: Annotated[int, typer.Option(min=1, help="Images per row.")] = 10,
     scale: ScaleOpt = 2,
     out_dir: OutDirOpt = None,
+    label: LabelOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
@@ -544,7 +553,7 @@ def reconstruct(
 
     g = _load(model, providers, precision=precision)
     x, _ = _images(g, images, strict, invert)
-    grid = grids.reconstruct_grid(g, x, cols=cols, sample=sample, seed=seed)
+    grid = grids.reconstruct_grid(g, x, cols=cols, sample=sample, seed=seed, label=label)
     outputs = grid.tiles[1::2].reshape(-1, *g.image_shape)[: len(x)]  # the output rows: one file per input
     what = _write(grid, output, "reconstruct.png", out_dir, scale, files=outputs)
     typer.echo(f"wrote {what} ({_plural(len(x), 'reconstruction')} by {g.name})")
@@ -572,6 +581,7 @@ def interpolate(
     model: ModelOpt = DEFAULT_MODEL,
     scale: ScaleOpt = 2,
     out_dir: OutDirOpt = None,
+    label: LabelOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
@@ -600,14 +610,14 @@ def interpolate(
     if len(points) < 2:
         raise typer.BadParameter("interpolation needs at least two anchors", param_hint="ANCHORS")
     if output.suffix.lower() == ".gif":
-        frames = g.interpolate(*points, steps=steps, method=method)  # ((K-1)(steps-1)+1, C, H, W)
+        frames = g.interpolate(*points, steps=steps, method=method, label=label)  # ((K-1)(steps-1)+1, C, H, W)
         shown = save_gif(output, frames, scale=max(scale, 3), loop=loop)
         if out_dir is not None:
             save_images(out_dir, frames)
         typer.echo(f"wrote {output} ({len(frames)} images on the path, {shown} frames with --loop {loop}, "
                    f"{method}, {len(points)} anchors)")  # fmt: skip
         return
-    grid = grids.interpolate_grid(g, points, steps=steps, method=method, names=names)
+    grid = grids.interpolate_grid(g, points, steps=steps, method=method, names=names, label=label)
     rows, cols = grid.shape
     what = _write(grid, output, "interpolate.png", out_dir, scale)
     typer.echo(f"wrote {what} ({rows * cols} tiles: {_plural(rows, 'segment')} of {cols} steps, {method})")
@@ -626,6 +636,7 @@ def shift(
     model: ModelOpt = DEFAULT_MODEL,
     scale: ScaleOpt = 2,
     out_dir: OutDirOpt = None,
+    label: LabelOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
@@ -642,7 +653,7 @@ def shift(
     g = _load(model, providers, precision=precision)
     g.attribute(attribute)  # fail on an unknown name before reading any image
     x, paths = _images(g, images, strict, invert)
-    grid = grids.shift_grid(g, x, attribute, values, names=_names(paths))
+    grid = grids.shift_grid(g, x, attribute, values, names=_names(paths), label=label)
     what = _write(grid, output, "shift.png", out_dir, scale)
     typer.echo(f"wrote {what} ({_plural(len(paths), 'image')} x {len(values)} amounts of '{attribute}')")
 
@@ -670,6 +681,7 @@ def traverse(
     model: ModelOpt = DEFAULT_MODEL,
     scale: ScaleOpt = 2,
     out_dir: OutDirOpt = None,
+    label: LabelOpt = None,
     strict: StrictOpt = False,
     invert: InvertOpt = False,
     providers: ProvidersOpt = "auto",
@@ -700,7 +712,7 @@ def traverse(
         if len(x) != 1:
             raise typer.BadParameter(f"'{image}' names {len(x)} images; traverse takes one", param_hint="IMAGE")
         base = x[0]
-    grid = grids.traverse_grid(g, base, dims=order, span=span, steps=steps)
+    grid = grids.traverse_grid(g, base, dims=order, span=span, steps=steps, label=label)
     what = _write(grid, output, "traverse.png", out_dir, scale)
     typer.echo(f"wrote {what} ({_plural(grid.shape[0], 'dimension')} x {steps} values, span {span:g} sd)")
 
@@ -726,6 +738,7 @@ def manifold(
     ] = None,
     scale: ScaleOpt = 1,
     out_dir: OutDirOpt = None,
+    label: LabelOpt = None,
     providers: ProvidersOpt = "auto",
     precision: PrecisionOpt = "float32",
 ) -> None:
@@ -733,8 +746,76 @@ def manifold(
     from . import grids
 
     g = _load(model, providers, precision=precision)
-    grid = grids.manifold_grid(g, n, _pair(dims, g.latent_dim))
+    grid = grids.manifold_grid(g, n, _pair(dims, g.latent_dim), label=label)
     typer.echo(f"wrote {_write(grid, output, 'manifold.png', out_dir, scale)} ({n}x{n} manifold of {g.name})")
+
+
+def parse_labels(text: str, names: Sequence[str]) -> list[str]:
+    """--labels: comma-separated label names or indices, with ranges of indices (0-9, 0-4,7) -> label
+    names; unknown ones fail with the valid list."""
+    chosen: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        if sep and part not in names and lo.strip().isdigit() and hi.strip().isdigit():
+            a, b = int(lo), int(hi)
+            if a > b or b >= len(names):
+                raise typer.BadParameter(
+                    f"range '{part}' must run upwards within 0-{len(names) - 1} ({', '.join(names)})",
+                    param_hint="--labels",
+                )
+            chosen += [names[i] for i in range(a, b + 1)]
+        elif part in names:
+            chosen.append(part)
+        elif part.isdigit() and int(part) < len(names):
+            chosen.append(names[int(part)])
+        else:
+            raise typer.BadParameter(f"unknown label '{part}'; valid labels: {', '.join(names)}", param_hint="--labels")
+    if not chosen:
+        raise typer.BadParameter("give at least one label, e.g. 0-9 or 3,5", param_hint="--labels")
+    return chosen
+
+
+@app.command()
+def restyle(
+    images: ImagesArg,
+    labels: Annotated[
+        str | None,
+        typer.Option(help="Labels to draw each image as: names or indices, ranges allowed (0-9, 1,4,7); default all."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Grid: a row per image, a column per label [restyle.png].")
+    ] = None,
+    model: ModelOpt = "mnist-saae",
+    show_input: Annotated[bool, typer.Option("--show-input", help="Put each input image in a first column.")] = False,
+    scale: ScaleOpt = 2,
+    out_dir: OutDirOpt = None,
+    strict: StrictOpt = False,
+    invert: InvertOpt = False,
+    providers: ProvidersOpt = "auto",
+    precision: PrecisionOpt = "float32",
+) -> None:
+    """Draw each image's style (slant, thickness...) as each label: a supervised AAE's decoder takes
+    the label beside the code, so the code of an image holds its style alone (Makhzani et al. 2015,
+    Figure 7). Models whose decoder takes no label refuse."""
+    from . import grids
+    from .errors import UsageError
+
+    g = _load(model, providers, precision=precision)
+    if not g.label_decoder:
+        raise UsageError(
+            f"model '{g.name}' has no label input on its decoder, so it cannot restyle; use a supervised AAE "
+            "such as mnist-saae"
+        )
+    chosen = parse_labels(labels, g.label_names()) if labels is not None else g.label_names()
+    x, paths = _images(g, images, strict, invert)
+    grid = grids.restyle_grid(g, x, chosen, names=_names(paths), show_input=show_input)
+    files = grid.tiles[:, 1:] if show_input else None  # --out-dir: the restyled images only
+    what = _write(
+        grid, output, "restyle.png", out_dir, scale, files=None if files is None else files.reshape(-1, *g.image_shape)
+    )
+    typer.echo(f"wrote {what} ({_plural(len(paths), 'image')} x {_plural(len(chosen), 'label')} by {g.name})")
 
 
 @app.command("latent-map")
@@ -940,7 +1021,7 @@ def serve(
 
     Every operation is `POST /v1/models/NAME/OPERATION`; the API documentation is at /docs."""
     from .errors import UsageError
-    from .serve import Settings, check_installed, run
+    from .serve import Settings, check_installed, run, unsupported_label_decoder
 
     check_installed()  # before loading any model: say which extra is missing
     key = None
@@ -965,6 +1046,11 @@ def serve(
         # Small batches on one thread: a spinning ONNX Runtime pool would take the cores that the
         # event loop and the batcher need (see providers.session_options).
         g = _load(ref, providers, threads, small_batch_threads=1)
+        if g.label_decoder:
+            if model:  # asked for by name: refuse it
+                raise typer.BadParameter(unsupported_label_decoder(g.name), param_hint="--model")
+            _note(f"skipping {g.name}: its decoder takes a label (supervised AAE), which the server does not serve yet")
+            continue
         if g.name in loaded:
             raise typer.BadParameter(f"two bundles are named '{g.name}'; serve one of them", param_hint="--model")
         loaded[g.name] = g

@@ -150,17 +150,23 @@ def per_label_grid(g: Model, per_label: int, seed: int | None) -> Grid:
     return Grid(rows, row_labels=list(g.label_names()))
 
 
-def decode_grid(g: Model, z: np.ndarray, cols: int | None = None) -> Grid:
-    """Decoded codes (N, D), near-square unless `cols` is given."""
-    return _near_square(g.decode(z), cols)
+def decode_grid(g: Model, z: np.ndarray, cols: int | None = None, label: int | str | None = None) -> Grid:
+    """Decoded codes (N, D), near-square unless `cols` is given; `label` for label-conditioned
+    decoders (supervised AAE): every code drawn as that label."""
+    return _near_square(g.decode(z, label), cols)
 
 
 def reconstruct_grid(
-    g: Model, images: np.ndarray, cols: int = 10, sample: bool = False, seed: int | None = 0
+    g: Model,
+    images: np.ndarray,
+    cols: int = 10,
+    sample: bool = False,
+    seed: int | None = 0,
+    label: int | str | None = None,
 ) -> Grid:
     """Inputs above their reconstructions: pairs of rows labelled input / output, `cols` per row."""
     x = g.check_images(images)
-    rec = g.reconstruct(x, sample=sample, seed=seed)
+    rec = g.reconstruct(x, sample=sample, seed=seed, labels=label)
     cols = max(1, min(cols, len(x)))
     top, _ = _rows_of(x, cols)
     bottom, _ = _rows_of(rec, cols)
@@ -170,12 +176,17 @@ def reconstruct_grid(
 
 
 def interpolate_grid(
-    g: Model, anchors: Sequence[np.ndarray], steps: int = 10, method: str = "slerp", names: Sequence[str] | None = None
+    g: Model,
+    anchors: Sequence[np.ndarray],
+    steps: int = 10,
+    method: str = "slerp",
+    names: Sequence[str] | None = None,
+    label: int | str | None = None,
 ) -> Grid:
     """A row per segment of the path through the anchors (images or codes), `steps` tiles each, both
     ends included, so an inner anchor ends one row and starts the next. Rows are labelled A>B when
     there are several segments."""
-    frames = g.interpolate(*anchors, steps=steps, method=method)  # ((K-1)(steps-1)+1, C, H, W)
+    frames = g.interpolate(*anchors, steps=steps, method=method, label=label)  # ((K-1)(steps-1)+1, C, H, W)
     segs = len(anchors) - 1
     tiles = np.stack([frames[i * (steps - 1) : i * (steps - 1) + steps] for i in range(segs)])
     labels = None
@@ -186,32 +197,62 @@ def interpolate_grid(
 
 
 def shift_grid(
-    g: Model, images: np.ndarray, attribute: str, amounts: Sequence[float] | float, names: Sequence[str] | None = None
+    g: Model,
+    images: np.ndarray,
+    attribute: str,
+    amounts: Sequence[float] | float,
+    names: Sequence[str] | None = None,
+    label: int | str | None = None,
 ) -> Grid:
     """A row per image, a column per amount of the attribute, columns labelled by amount."""
     values = g.amounts(amounts)
-    tiles = g.shift(images, attribute, values)  # (N, A, C, H, W)
+    tiles = g.shift(images, attribute, values, label=label)  # (N, A, C, H, W)
     labels = list(names) if names is not None and len(names) > 1 else None
     return Grid(tiles, row_labels=labels, col_labels=[signed(v) for v in values])
 
 
 def traverse_grid(
-    g: Model, image: np.ndarray | None = None, dims: Sequence[int] | None = None, span: float = 3.0, steps: int = 9
+    g: Model,
+    image: np.ndarray | None = None,
+    dims: Sequence[int] | None = None,
+    span: float = 3.0,
+    steps: int = 9,
+    label: int | str | None = None,
 ) -> Grid:
     """A row per dimension (labelled z<d>, and its factor, e.g. `z3 scale`, when the bundle has
     `latent_factors`), a column per offset in prior standard deviations."""
     order = g.traversal_dims(dims)
-    tiles = g.traverse(image, dims=order, span=span, steps=steps)
+    tiles = g.traverse(image, dims=order, span=span, steps=steps, label=label)
     cols = [signed(round(float(v), 2)) for v in g.traversal_offsets(span, steps)]
     per_dim = g.manifest.latent_factors.get("per_dim")
     rows = [f"z{d} {per_dim[d]['factor']}" if per_dim else f"z{d}" for d in order]
     return Grid(tiles, row_labels=rows, col_labels=cols)
 
 
-def manifold_grid(g: Model, n: int = 20, dims: Sequence[int] | None = None) -> Grid:
+def manifold_grid(g: Model, n: int = 20, dims: Sequence[int] | None = None, label: int | str | None = None) -> Grid:
     """The n x n manifold, tiles touching (no padding), shown at its natural size."""
-    tiles = g.manifold(n, g.latent_pair(dims))
+    tiles = g.manifold(n, g.latent_pair(dims), label=label)
     return Grid(tiles, pad=0, scale=1)
+
+
+def restyle_grid(
+    g: Model,
+    images: np.ndarray,
+    labels: Sequence[int | str] | None = None,
+    names: Sequence[str] | None = None,
+    show_input: bool = False,
+) -> Grid:
+    """A row per image, a column per label: each image's style drawn as each label (supervised
+    AAE, `Model.restyle`), columns labelled by label name; with `show_input`, the input first."""
+    x = g.check_images(images)
+    tiles = g.restyle(x, labels)  # (N, L, C, H, W)
+    chosen = g.label_names() if labels is None else [g.label_names()[g.label_index(v)] for v in labels]
+    cols = list(chosen)
+    if show_input:
+        tiles = np.concatenate([x[:, None], tiles], axis=1)
+        cols = ["input", *cols]
+    rows = list(names) if names is not None and len(names) > 1 else None
+    return Grid(tiles, row_labels=rows, col_labels=cols)
 
 
 def latent_map(

@@ -24,6 +24,14 @@ if TYPE_CHECKING:
 MISSING_EXTRA = "the server needs the serve extra: pip install 'vaegen-infer[serve]'"
 
 
+def unsupported_label_decoder(name: str) -> str:
+    """Why the server refuses a model whose decoder takes a label (a supervised AAE)."""
+    return (
+        f"model '{name}' has a label-conditioned decoder (supervised AAE); the server does not serve those yet: "
+        "use the library or the CLI (vaegen-infer sample --label, restyle) for it"
+    )
+
+
 def check_installed() -> None:
     """Raise UsageError naming the extra when the server's dependencies are missing."""
     from ..errors import UsageError
@@ -94,4 +102,13 @@ def run(models: Mapping[str, Model], settings: Settings, log_level: str = "info"
     server.run()
 
 
-__all__ = ["Batcher", "Closed", "QueueFull", "Settings", "check_installed", "create_app", "run"]
+__all__ = [
+    "Batcher",
+    "Closed",
+    "QueueFull",
+    "Settings",
+    "check_installed",
+    "create_app",
+    "run",
+    "unsupported_label_decoder",
+]

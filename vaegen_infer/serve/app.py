@@ -31,8 +31,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..errors import VaegenError
+from ..errors import UsageError, VaegenError
 from ..model import Model
+from . import unsupported_label_decoder
 from .batched import BatchedModel
 from .batcher import Batcher, Closed, QueueFull
 from .bodies import (
@@ -110,6 +111,9 @@ def create_app(models: Mapping[str, Model], settings: Settings) -> FastAPI:
     session is created, in the app's lifespan (startup); shutdown serves what is queued, then stops."""
     if not isinstance(settings, Settings):
         raise TypeError("settings must be a vaegen_infer.serve.Settings")
+    for name, model in models.items():
+        if model.label_decoder:
+            raise UsageError(unsupported_label_decoder(name))
     state = _State(dict(models), settings, Metrics())
 
     @contextlib.asynccontextmanager
@@ -734,4 +738,3 @@ class _FrontDoor:
             if size > self.state.settings.max_upload_bytes:
                 return Problem(413, f"the request body is larger than {self.state.settings.max_upload_bytes:,} bytes")
         return None
-
