@@ -368,6 +368,11 @@ def _evaluate(
     from vaegen_infer.manifest import MANIFEST_FILE
 
     g = vaegen_infer.load(bundle, providers="cpu")
+    if g.label_decoder:
+        raise UsageError(
+            f"model '{g.name}' has a label-conditioned decoder (supervised AAE); `evaluate` measures unconditional "
+            "samples: measure it with benchmarks/restyle.py"
+        )
     metrics: dict[str, object] = {}
     has_factors = g.manifest.training.get("train_config", {}).get("data") in FACTOR_DATA
     if has_factors:  # ground-truth factors: the disentanglement metrics, each with its protocol
