@@ -90,7 +90,7 @@ def sample_latents(manifest: dict, n: int, seed: int | None, label: int | None =
 
 def label_index(manifest: dict, label: str) -> int:
     labels = manifest.get("labels") or []
-    if not manifest.get("conditional") or not labels:
+    if not (manifest.get("conditional") or manifest.get("label_input")) or not labels:
         raise SystemExit(f"model '{manifest['name']}' is not label-conditioned: drop --label")
     if label in labels:
         return labels.index(label)
@@ -99,14 +99,25 @@ def label_index(manifest: dict, label: str) -> int:
     raise SystemExit(f"unknown label {label!r}; valid labels: {', '.join(labels)}")
 
 
-def decode(bundle: Path, manifest: dict, z: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Codes (N, D) -> images (N, C, H, W) float32 in [0, 1], the decoder's output 'x'."""
+def decode(bundle: Path, manifest: dict, z: np.ndarray, chunk: int = 4096, label: int | None = None) -> np.ndarray:
+    """Codes (N, D) -> images (N, C, H, W) float32 in [0, 1], the decoder's output 'x'. A decoder with
+    a `label_input` (supervised AAE) is also fed the label one-hot (N, K) under that name."""
     spec = manifest["graphs"]["decoder"]
     data = (bundle / spec["file"]).read_bytes()
     if hashlib.sha256(data).hexdigest() != spec["sha256"]:
         raise SystemExit(f"{bundle / spec['file']}: sha256 does not match model.json")
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(["x"], {"z": z[s : s + chunk]})[0] for s in range(0, len(z), chunk)])
+    label_input = manifest.get("label_input")
+    if label_input and label is None:
+        raise SystemExit(f"model '{manifest['name']}' decodes every code as a label: give --label")
+    out = []
+    for s in range(0, len(z), chunk):
+        feeds = {"z": z[s : s + chunk]}
+        if label_input:
+            one_hot = np.eye(len(manifest["labels"]), dtype=np.float32)[[label]]  # (1, K)
+            feeds[label_input] = np.repeat(one_hot, len(feeds["z"]), axis=0)  # (m, K)
+        out.append(session.run(["x"], feeds)[0])
+    return np.concatenate(out)
 
 
 def write_png(images: np.ndarray, path: Path) -> None:
@@ -136,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     if manifest.get("format") != "vaegen-bundle" or manifest.get("format_version") != 1:
         raise SystemExit("this example reads vaegen-bundle format_version 1 only")
     label = None if args.label is None else label_index(manifest, args.label)
-    images = decode(args.bundle, manifest, sample_latents(manifest, args.n, args.seed, label))
+    prior_label = label if manifest.get("conditional") else None  # a label-free prior ignores it
+    images = decode(args.bundle, manifest, sample_latents(manifest, args.n, args.seed, prior_label), label=label)
     if args.out.suffix == ".npy":
         np.save(args.out, images)
     elif args.out.suffix == ".png":

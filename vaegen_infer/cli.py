@@ -354,7 +354,7 @@ def models() -> None:
             rows.append((name, "?", "?", "?", "?", "?", origin, f"damaged: {exc}"))
             continue
         image = f"{m.image.channels}x{m.image.height}x{m.image.width}"
-        labels = _labels_summary(m.labels, m.conditional)
+        labels = _labels_summary(m.labels, m.conditional or m.label_input is not None)
         rows.append((name, m.kind, str(m.latent_dim), m.prior.name, image, labels, origin, m.description))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
@@ -420,7 +420,9 @@ def info(
         f"[{m.image.value_range[0]:g}, {m.image.value_range[1]:g}], {likelihood} likelihood, {m.image.data_kind} data",
         f"preprocess:  {'centre crop ' + str(pre.crop) + ', ' if pre.crop else ''}resize {pre.resize}",
         f"latent:      {m.latent_dim} dimensions, prior {g.prior.describe()}",
-        f"labels:      {', '.join(m.labels) if m.labels else '-'}" + (" (sample by label)" if m.conditional else ""),
+        f"labels:      {', '.join(m.labels) if m.labels else '-'}"
+        + (" (sample by label)" if m.conditional else "")
+        + (f" (decoder input '{m.label_input}': every image is drawn as a label; restyle)" if m.label_input else ""),
         f"attributes:  {', '.join(m.attributes) or '-'}",
         f"precision:   {g.precision} (variants: {', '.join(['float32', *m.variants])})",
         f"provider:    {active} (requested {providers}; session created in {ms:.0f} ms), "
