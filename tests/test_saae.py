@@ -37,7 +37,9 @@ def saae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         kind="aae", latent_dim=D, channels=(8, 16), hidden=32, posterior="deterministic", prior="gaussian",
         disc_hidden=32, decoder_labels=K,
     )  # fmt: skip
-    fit_aae(mcfg, TrainConfig(data="synthetic", epochs=1, batch_size=64, threads=1), data.synthetic(n=160), out, True)
+    tcfg = TrainConfig(data="synthetic", epochs=1, batch_size=64, threads=1, label_critic=1.0)
+    summary = fit_aae(mcfg, tcfg, data.synthetic(n=160), out, True)
+    assert "critic_acc" in summary["final"] and "val_code_std" in summary["final"]
     return out
 
 

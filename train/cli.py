@@ -119,7 +119,14 @@ def fit(
         str, typer.Option(help="VAE: elbo, beta-vae (rec + beta KL) or beta-tcvae (beta weighs the total correlation).")
     ] = "elbo",
     beta: Annotated[float, typer.Option(min=0.0, help="VAE: weight of the KL (beta-tcvae: of its TC part).")] = 1.0,
-    warmup_epochs: Annotated[int, typer.Option(min=0, help="VAE: KL warm-up epochs (beta from 0 up).")] = 0,
+    warmup_epochs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="VAE: KL warm-up epochs (beta from 0 up). AAE: reconstruction-only epochs before the encoder "
+            "is pushed to the prior.",
+        ),
+    ] = 0,
     free_bits: Annotated[float, typer.Option(min=0.0, help="VAE: KL floor per dimension, nats.")] = 0.0,
     binarize: Annotated[str, typer.Option(help="none or dynamic (fresh Bernoulli draw per batch).")] = "none",
     shift: Annotated[float, typer.Option(min=0.0, help="Augmentation: random shifts up to this many pixels.")] = 0.0,
@@ -147,6 +154,14 @@ def fit(
     ] = False,
     posterior: Annotated[str | None, typer.Option(help="gaussian or deterministic; default: per model.")] = None,
     label_fraction: Annotated[float, typer.Option(min=0.0, max=1.0, help="AAE: share of labels used.")] = 1.0,
+    label_critic: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Supervised AAE: weight of the encoder's loss against a classifier guessing the label "
+            "from the code (pushes the label out of the code); 0 = off.",
+        ),
+    ] = 0.0,
     lr_disc: Annotated[float, typer.Option(min=0.0, help="AAE: discriminator step size.")] = 1e-4,
     lr_gen: Annotated[float, typer.Option(min=0.0, help="AAE: encoder step size against the discriminator.")] = 1e-3,
     disc_hidden: Annotated[int, typer.Option(min=1, help="AAE: discriminator width.")] = 512,
@@ -196,7 +211,7 @@ def fit(
                 warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate,
                 iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
                 prior_param=prior_param, conditional=conditional, supervised=supervised, posterior=posterior,
-                label_fraction=label_fraction,
+                label_fraction=label_fraction, label_critic=label_critic,
                 lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, keep=keep, ema=ema, dropout=dropout,
                 weight_decay=weight_decay, max_minutes=max_minutes or 0.0, checkpoint_minutes=checkpoint_minutes,
                 seed=seed, threads=threads,
@@ -224,7 +239,7 @@ def _configs(
     binarize: str,
     shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
     prior_param: list[str] | None, conditional: bool, supervised: bool, posterior: str | None, label_fraction: float,
-    lr_disc: float,
+    label_critic: float, lr_disc: float,
     lr_gen: float, disc_hidden: int, keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
     checkpoint_minutes: float, seed: int, threads: int,
 ) -> tuple[ModelConfig, TrainConfig, Split]:  # fmt: skip
@@ -249,7 +264,8 @@ def _configs(
         lr_schedule=lr_schedule, objective=objective, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
-        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction, max_minutes=max_minutes,
+        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction, label_critic=label_critic,
+        max_minutes=max_minutes,
         checkpoint_minutes=checkpoint_minutes, epoch_images=epoch_images, val_fraction=val_fraction, strict=strict,
         n_images=n_images,
         attributes=str(attributes) if attributes is not None else None, channels=channels, image_size=image_size,

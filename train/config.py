@@ -124,7 +124,10 @@ class TrainConfig:
     lr_schedule: str = "constant"  # constant | cosine
     beta: float = 1.0  # weight of the KL term (the lecture's lambda); beta-tcvae: of the total correlation
     objective: str = "elbo"  # elbo | beta-vae | beta-tcvae (train/objectives.py, OBJECTIVES)
-    warmup_epochs: int = 0  # KL warm-up: beta rises linearly from 0 over this many epochs
+    # VAE: KL warm-up, beta rises linearly from 0 over this many epochs. AAE: the encoder's step against
+    # the discriminator starts after this many epochs (reconstruction first, so the code carries the
+    # image before it is shaped; the discriminator trains from the start).
+    warmup_epochs: int = 0
     free_bits: float = 0.0  # nats per latent dimension below which KL is not penalised
     binarize: str = "none"  # none: BCE on grey levels; dynamic: fresh Bernoulli draw every batch
     shift: float = 0.0  # augmentation: random shifts of up to this many pixels
@@ -144,6 +147,9 @@ class TrainConfig:
     lr_disc: float = 1e-4  # discriminator step
     lr_gen: float = 1e-3  # encoder ("generator") step
     label_fraction: float = 1.0  # AAE, conditional: share of training images whose label is used
+    # Supervised AAE: weight of the encoder's loss against a label critic (train/models.py LabelCritic),
+    # which pushes the label out of the code; 0 = off, the paper's method (the prior alone).
+    label_critic: float = 0.0
     # Wall-clock budget: 0 = none. When it runs out the loop stops after the current step, validates,
     # keeps the best (or EMA) weights and writes the checkpoint as after a last epoch.
     max_minutes: float = 0.0
@@ -189,6 +195,7 @@ class TrainConfig:
         _at_least("lr_disc", self.lr_disc, 0.0)
         _at_least("lr_gen", self.lr_gen, 0.0)
         _in_range("label_fraction", self.label_fraction, 0.0, 1.0)
+        _at_least("label_critic", self.label_critic, 0.0)
         _at_least("max_minutes", self.max_minutes, 0.0)
         _at_least("checkpoint_minutes", self.checkpoint_minutes, 0.0)
         _at_least("epoch_images", self.epoch_images, 0)

@@ -344,3 +344,19 @@ class Discriminator(nn.Module):
             idx = torch.where(labels < 0, torch.full_like(labels, self.n_labels), labels)
             logit = logit + (self.embed(idx) * h).sum(1)
         return logit
+
+
+class LabelCritic(nn.Module):
+    """Supervised AAE lever: a classifier that guesses the label from the code, z (N, D) -> logits
+    (N, K). It learns to guess; the encoder learns to make its guesses uniform, so that the label
+    leaves the code (an adversarial classifier on the latent, as in Lample et al. 2017, Fader Networks)."""
+
+    def __init__(self, latent_dim: int, n_labels: int, hidden: int = 256) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, hidden), nn.LeakyReLU(0.2),
+            nn.Linear(hidden, n_labels),
+        )  # fmt: skip
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
