@@ -523,6 +523,11 @@ def build_variants(
     if not (int8 or fp16):
         raise UsageError("choose at least one variant: --int8 and/or --fp16")
     bundle = open_bundle(Path(bundle_dir))
+    if bundle.manifest.label_input:
+        raise UsageError(
+            f"model '{bundle.manifest.name}' has a label-conditioned decoder (supervised AAE); reduced-precision "
+            "variants are not made for those yet"
+        )
     path = bundle.path
     manifest = bundle.manifest
     # int8 is calibrated on training images; fp16 alone needs only parity inputs, drawn from the model
