@@ -18,8 +18,8 @@ not: the style (slant, thickness, width). Every training image needs its label.
 Measured on mnist-5k (benchmarks/results/restyle.md): the prior alone did not take the label out of
 an 8-D deterministic code. With the encoder's step against the discriminator at 1e-3 the codes
 collapsed onto one point (the decoder drew each label's mean digit); at 1e-4 or 3e-4 they matched
-the prior and still carried the label (restyled digits kept their source's class for 68-82% of
-images). `label_critic` > 0 adds a classifier guessing the label from the code, and pushes the
+the prior and still carried the label (restyled digits recognised as the requested label for
+only 18-32% of images). `label_critic` > 0 adds a classifier guessing the label from the code, and pushes the
 encoder to make its guesses uniform (weight `label_critic` on that loss in the encoder's step).
 """
 
