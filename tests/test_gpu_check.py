@@ -13,7 +13,12 @@ import pytest
 from tests.conftest import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "gpu_check.sh"
-SHIPPED = sorted(p.name for p in (ROOT / "exported").iterdir() if (p / "model.json").is_file())
+# gpu_check.sh skips bundles with a label-conditioned decoder (no fp16 variant for those yet).
+SHIPPED = sorted(
+    p.name
+    for p in (ROOT / "exported").iterdir()
+    if (p / "model.json").is_file() and '"label_input"' not in (p / "model.json").read_text()
+)
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
