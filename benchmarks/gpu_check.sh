@@ -14,7 +14,7 @@
 #   6. runs benchmarks/latency.py --providers cuda at batches 1 to 4096,
 # and writes everything under DIR (default gpu-check-YYYYmmdd-HHMMSS): one log per step,
 # summary.txt with each step's exit code and seconds, parity.json and latency/. Every step has a
-# time limit (`timeout`), and the limits add up to 8 minutes for the five shipped bundles.
+# time limit (`timeout`), and the limits add up to 8 minutes for up to seven shipped bundles.
 #
 # --dry-run prints the plan and writes DIR/plan.txt without running anything (no GPU needed):
 # tests/test_gpu_check.py runs it. The check itself has never run: this project has no GPU machine.
@@ -67,12 +67,12 @@ step() {
 
 step gpu 10 nvidia-smi
 step venv 30 "$python" -m venv "$venv"
-step install 135 "$py" -m pip install -q -e ".[cuda,dev]" onnx onnxconverter-common
+step install 120 "$py" -m pip install -q -e ".[cuda,dev]" onnx onnxconverter-common
 step versions 15 "$py" -c "import onnxruntime as o, vaegen_infer as v; print(o.__version__, o.get_available_providers(), v.__file__)"
 step cuda-tests 60 env VAEGEN_INFER_REAL_CUDA=1 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda_real.py
 step bundles 5 cp -r "$here/exported" "$out/bundles"
 for b in $bundles; do
-    step "fp16-$b" 15 "$py" -m train variants "$out/bundles/$b" --fp16
+    step "fp16-$b" 12 "$py" -m train variants "$out/bundles/$b" --fp16
 done
 # shellcheck disable=SC2086
 step parity 60 "$py" benchmarks/gpu_parity.py --device cuda --out "$out/parity.json" $(for b in $bundles; do echo "$out/bundles/$b"; done)

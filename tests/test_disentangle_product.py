@@ -201,3 +201,20 @@ def test_mig_probe_scores_a_factor_code_near_one_and_noise_near_zero() -> None:
     # even the true factors below 1 (0.78 here)
     assert probe(perfect) > 0.7
     assert probe(lambda images: rng.standard_normal((len(images), 5))) < 0.1
+
+
+def test_benchmark_plan_runs_the_shipped_model_at_every_seed_and_baselines_at_theirs() -> None:
+    from benchmarks.disentangle import plan
+
+    runs = plan(4.0, 6.0, seeds={0, 1}, baseline_seeds={0}, only=set())
+    assert runs == [
+        ("elbo", "elbo", 1.0, 0),
+        ("beta-vae", "beta-vae", 4.0, 0),
+        ("beta-tcvae", "beta-tcvae", 6.0, 0),
+        ("beta-tcvae", "beta-tcvae", 6.0, 1),
+    ]
+    assert plan(4.0, 6.0, seeds={1}, baseline_seeds={0}, only={"beta-tcvae"}) == [("beta-tcvae", "beta-tcvae", 6.0, 1)]
+    assert plan(4.0, 6.0, seeds={0}, baseline_seeds={0, 2}, only={"elbo"}) == [
+        ("elbo", "elbo", 1.0, 0),
+        ("elbo", "elbo", 1.0, 2),
+    ]

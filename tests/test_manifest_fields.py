@@ -23,9 +23,10 @@ def test_shipped_manifests_round_trip_unchanged() -> None:
     for path in sorted(SHIPPED.glob("*/model.json")):
         data = json.loads(path.read_text())
         m = Manifest.from_dict(data)
-        if m.image.likelihood == "bernoulli":  # the MNIST bundles, made before the optional fields
+        if m.image.likelihood == "bernoulli":  # binary: MNIST (before the optional fields), dSprites
             assert m.image.preprocess.crop is None and m.image.preprocess.resize == "auto"
-            assert m.image.data_kind == "binary" and m.latent_factors == {}
+            assert m.image.data_kind == "binary"
+            assert (m.latent_factors == {}) == (path.parent.name != "dsprites-tcvae"), path  # only dSprites has factors
         again = m.to_dict()
         assert again["image"] == data["image"], path  # no new keys appear in old manifests
         assert set(again) - set(data) == set(), path
