@@ -41,8 +41,12 @@ class BatchedModel:
     def __repr__(self) -> str:
         return f"BatchedModel({self.model!r})"
 
-    def decode(self, z: np.ndarray, chunk: int = 0) -> np.ndarray:
-        """Codes (N, D) -> images (N, C, H, W), as one request to the decoder's batcher."""
+    def decode(self, z: np.ndarray, labels: Any = None, chunk: int = 0) -> np.ndarray:
+        """Codes (N, D) -> images (N, C, H, W), as one request to the decoder's batcher. The same
+        signature as Model.decode; the server refuses label-conditioned decoders when it loads them,
+        so `labels` is always None here (the library passes it positionally)."""
+        if labels is not None:
+            raise InputError(f"model '{self.model.name}' takes no labels in the server")
         rows = latents_of(z, self.model.latent_dim)
         return self.decoder.submit(rows).result()
 
