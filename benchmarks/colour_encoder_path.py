@@ -1,12 +1,16 @@
-"""Experiment for issue 13's missing colour (not product code): does the encoder fail to *see* the
-sprite's colour? This gives the conv encoder's dense layer each input channel's maximum over the image,
-(N, C), beside the flattened features: a direct global path for a per-image colour. It patches
-train.models.ConvEncoder in this process only, then runs `python -m train fit` or the colour probe.
+"""Experiments for issue 13's missing colour (not product code): a direct path for a per-image colour.
 
-    python benchmarks/colour_encoder_path.py fit --model vae --data color-dsprites --image-size 32 \\
-        --likelihood gaussian --latent-dim 10 --batch-size 64 --epochs 6 --epoch-images 20000 \\
-        --val-fraction 0.003 --max-minutes 5 --threads 1 --quiet --out runs/cdiag32pool
-    python benchmarks/colour_encoder_path.py probe runs/cdiag32pool
+`encoder`: the conv encoder's dense layer also gets each input channel's maximum over the image,
+(N, C), beside the flattened features (does the encoder fail to *see* the colour?). `decoder`: the
+decoder's output logits get a per-channel bias from z, Linear(D -> C) (does the decoder fail to
+*paint* one colour over a shape drawn anywhere?). The patch holds in this process only; then it runs
+`python -m train fit` or the colour probe (benchmarks/colour_probe.py) with the same patch.
+
+    python benchmarks/colour_encoder_path.py encoder fit --model vae --data color-dsprites \\
+        --image-size 32 --likelihood gaussian --latent-dim 10 --batch-size 64 --epochs 6 \\
+        --epoch-images 20000 --val-fraction 0.003 --max-minutes 5 --threads 1 --quiet --out runs/cdiag32pool
+    python benchmarks/colour_encoder_path.py encoder probe runs/cdiag32pool
+    (the same with `decoder` and --out runs/cdiag32dec)
 """
 
 from __future__ import annotations
@@ -33,9 +37,29 @@ def _forward(self: tm.ConvEncoder, x: torch.Tensor) -> torch.Tensor:
     return self.out(self.fc[1:](torch.cat([h, x.amax((2, 3))], 1)))  # + (N, C) channel maxima
 
 
+_base_decoder_init = tm.ConvDecoder.__init__
+
+
+def _decoder_init(self: tm.ConvDecoder, cfg: tm.ModelConfig) -> None:
+    _base_decoder_init(self, cfg)
+    self.colour = nn.Linear(cfg.latent_dim, cfg.image_shape[0])
+
+
+def _decoder_forward(self: tm.ConvDecoder, z: torch.Tensor) -> torch.Tensor:
+    h = self.fc(z).view(-1, *self.start)
+    return self.deconv(h) + self.colour(z)[:, :, None, None]  # (N, C, H, W) + per-channel (N, C, 1, 1)
+
+
 def main() -> None:
-    tm.ConvEncoder.__init__ = _init  # type: ignore[method-assign]
-    tm.ConvEncoder.forward = _forward  # type: ignore[method-assign]
+    side = sys.argv.pop(1) if len(sys.argv) > 1 else ""
+    if side == "encoder":
+        tm.ConvEncoder.__init__ = _init  # type: ignore[method-assign]
+        tm.ConvEncoder.forward = _forward  # type: ignore[method-assign]
+    elif side == "decoder":
+        tm.ConvDecoder.__init__ = _decoder_init  # type: ignore[method-assign]
+        tm.ConvDecoder.forward = _decoder_forward  # type: ignore[method-assign]
+    else:
+        raise SystemExit("usage: colour_encoder_path.py encoder|decoder fit ARGS... | probe RUN")
     if sys.argv[1:2] == ["fit"]:
         from train.cli import app
 
@@ -47,7 +71,7 @@ def main() -> None:
 
         print(" ".join(f"{k}={v:.3f}" for k, v in probe(Path(sys.argv[2])).items()))
     else:
-        raise SystemExit("usage: colour_encoder_path.py fit ARGS... | probe RUN")
+        raise SystemExit("usage: colour_encoder_path.py encoder|decoder fit ARGS... | probe RUN")
 
 
 if __name__ == "__main__":
