@@ -163,3 +163,19 @@ def test_fewer_draws_are_a_prefix_of_more(prior: Prior) -> None:
 def test_priors_without_a_density_say_so() -> None:
     with pytest.raises(UsageError, match="no closed-form density"):
         MixturePrior(2).log_density(np.zeros((1, 2)))
+
+
+@pytest.mark.parametrize("name", sorted(PRIORS))
+def test_has_density_says_whether_log_density_answers(name: str) -> None:
+    """`has_density` decides whether `evaluate` scores a Gaussian-posterior AAE with the IWAE bound."""
+    prior = (
+        GaussianMixturePrior(2, weights=[1.0], means=[[0.0, 0.0]], logvars=[[0.0, 0.0]])
+        if name == "gaussian-mixture"
+        else PRIORS[name](2)
+    )
+    z = np.zeros((3, 2))
+    if prior.has_density:
+        np.testing.assert_allclose(prior.log_density(z), -np.log(2 * np.pi), rtol=1e-12)  # N(0, I) at 0, D = 2
+    else:
+        with pytest.raises(UsageError, match="no closed-form density"):
+            prior.log_density(z)

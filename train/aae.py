@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from train.config import ModelConfig, TrainConfig
 from train.data import Split, to_float
-from train.fit import BatchOrder, rec_per_image, save_checkpoint, set_seed, training_batch
+from train.fit import BatchOrder, Ema, rec_per_image, save_checkpoint, set_seed, training_batch
 from train.models import Autoencoder, Discriminator, LabelCritic
 from vaegen_infer.errors import UsageError
 from vaegen_infer.manifest import PriorSpec
@@ -51,6 +51,15 @@ def _prior_draw(prior: Prior, labels: np.ndarray, rng: np.random.Generator, cond
         return torch.from_numpy(prior.sample(len(labels), rng))
     comp = np.where(labels < 0, rng.integers(0, prior.n_regions, len(labels)), labels)
     return torch.from_numpy(prior.sample(len(labels), rng, comp))
+
+
+def _noisy(codes: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tensor:
+    """Instance noise (Sonderby et al. 2017) on the discriminator's input, (N, D) -> (N, D): both the
+    prior draws and the codes are blurred by N(0, std^2), so the two distributions overlap and the
+    discriminator's gradient stays informative when it is winning. std 0 returns the codes."""
+    if std <= 0:
+        return codes
+    return codes + std * torch.randn(codes.shape, generator=gen)
 
 
 def one_hot(labels: torch.Tensor | np.ndarray, k: int) -> torch.Tensor:
@@ -97,6 +106,10 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
     critic = LabelCritic(mcfg.latent_dim, n_labels) if mcfg.decoder_labels and tcfg.label_critic > 0 else None
     opt_c = torch.optim.Adam(critic.parameters(), lr=tcfg.lr_disc, betas=(0.5, 0.999)) if critic else None
 
+    # With EMA the averaged weights are validated and shipped; the discriminator trains against the
+    # live encoder, whose codes the averaged one tracks.
+    ema = Ema(model, tcfg.ema) if tcfg.ema > 0 else None
+
     gen = torch.Generator().manual_seed(tcfg.seed)
     rng = np.random.default_rng(tcfg.seed)
     n_train = len(data.x_train)
@@ -133,7 +146,8 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
                 mu, logvar = model.encode(target)
                 fake = model.code(mu, logvar)
             real = _prior_draw(prior, labels.numpy(), rng, mcfg.conditional)
-            d_real, d_fake = disc(real, cond), disc(fake, cond)
+            d_real = disc(_noisy(real, tcfg.disc_noise, gen), cond)
+            d_fake = disc(_noisy(fake, tcfg.disc_noise, gen), cond)
             loss_d = F.binary_cross_entropy_with_logits(
                 d_real, torch.ones_like(d_real)
             ) + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
@@ -145,7 +159,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             # (from epoch warmup_epochs + 1 on; the discriminator trains from the start)
             mu, logvar = model.encode(target)
             code = model.code(mu, logvar)
-            d_gen = disc(code, cond)
+            d_gen = disc(_noisy(code, tcfg.disc_noise, gen), cond)
             loss_g = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
             if critic is not None and opt_c is not None:
                 # the critic learns to guess the label from the code (B, K logits) ...
@@ -161,6 +175,8 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
+            if ema is not None:
+                ema.update(model)
 
             n = len(idx)
             sums["rec"] += rec.item() * n
@@ -169,7 +185,7 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             sums["d_acc"] += 0.5 * ((d_real > 0).float().mean() + (d_fake < 0).float().mean()).item() * n
         n = n_train
         record = {"epoch": epoch + 1, **{k: v / n for k, v in sums.items()}}
-        record.update(_validate(model, prior, data, mcfg.conditional))
+        record.update(_validate(ema.model if ema else model, prior, data, mcfg.conditional))
         history.append(record)
         post = {"rec": f"{record['rec']:.1f}", "D": f"{record['d']:.2f}", "G": f"{record['g']:.2f}"}
         post["val_rec"] = f"{record['val_rec']:.1f}"
@@ -186,5 +202,5 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         "labelled_images": int(known.sum()),
     }
     extra = {"discriminator": disc.state_dict(), **({"label_critic": critic.state_dict()} if critic else {})}
-    save_checkpoint(out, model, tcfg, data, history, summary, extra_state=extra)
+    save_checkpoint(out, ema.model if ema else model, tcfg, data, history, summary, extra_state=extra)
     return summary

@@ -165,8 +165,13 @@ def fit(
     lr_disc: Annotated[float, typer.Option(min=0.0, help="AAE: discriminator step size.")] = 1e-4,
     lr_gen: Annotated[float, typer.Option(min=0.0, help="AAE: encoder step size against the discriminator.")] = 1e-3,
     disc_hidden: Annotated[int, typer.Option(min=1, help="AAE: discriminator width.")] = 512,
+    disc_noise: Annotated[
+        float, typer.Option(min=0.0, help="AAE: std of instance noise on the discriminator's inputs (0 = off).")
+    ] = 0.0,
     keep: Annotated[str, typer.Option(help="VAE: best (on validation ELBO) or last epoch's weights.")] = "best",
-    ema: Annotated[float, typer.Option(min=0.0, max=0.99999, help="VAE: weight EMA decay (0 = off).")] = 0.0,
+    ema: Annotated[
+        float, typer.Option(min=0.0, max=0.99999, help="VAE, AAE: weight EMA decay (0 = off); the average ships.")
+    ] = 0.0,
     dropout: Annotated[
         float, typer.Option(min=0.0, max=0.9, help="Dropout after each hidden activation while training.")
     ] = 0.0,
@@ -212,7 +217,8 @@ def fit(
                 iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
                 prior_param=prior_param, conditional=conditional, supervised=supervised, posterior=posterior,
                 label_fraction=label_fraction, label_critic=label_critic,
-                lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, keep=keep, ema=ema, dropout=dropout,
+                lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, disc_noise=disc_noise, keep=keep, ema=ema,
+                dropout=dropout,
                 weight_decay=weight_decay, max_minutes=max_minutes or 0.0, checkpoint_minutes=checkpoint_minutes,
                 seed=seed, threads=threads,
             )  # fmt: skip
@@ -240,7 +246,8 @@ def _configs(
     shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
     prior_param: list[str] | None, conditional: bool, supervised: bool, posterior: str | None, label_fraction: float,
     label_critic: float, lr_disc: float,
-    lr_gen: float, disc_hidden: int, keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
+    lr_gen: float, disc_hidden: int, disc_noise: float,
+    keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
     checkpoint_minutes: float, seed: int, threads: int,
 ) -> tuple[ModelConfig, TrainConfig, Split]:  # fmt: skip
     """The two configs from the command line (each validates itself) and the data, which give the
@@ -264,7 +271,8 @@ def _configs(
         lr_schedule=lr_schedule, objective=objective, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
-        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, label_fraction=label_fraction, label_critic=label_critic,
+        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, disc_noise=disc_noise,
+        label_fraction=label_fraction, label_critic=label_critic,
         max_minutes=max_minutes,
         checkpoint_minutes=checkpoint_minutes, epoch_images=epoch_images, val_fraction=val_fraction, strict=strict,
         n_images=n_images,
@@ -323,8 +331,10 @@ def evaluate(
             "(freshly rendered with --data-seed); or any --data source of `fit` (its validation split)."
         ),
     ] = "mnist-idx:../shared/data/mnist",
-    k: Annotated[int, typer.Option(min=1, help="VAE: importance samples per image for the IWAE bound.")] = 1000,
-    images: Annotated[int, typer.Option(min=1, help="VAE: evaluate the first N test images.")] = 10_000,
+    k: Annotated[
+        int, typer.Option(min=1, help="VAE, Gaussian-posterior AAE: importance samples per image for the IWAE bound.")
+    ] = 1000,
+    images: Annotated[int, typer.Option(min=1, help="IWAE bound: evaluate the first N test images.")] = 10_000,
     samples: Annotated[bool, typer.Option(help="Also judge 10,000 samples with the digit classifier.")] = True,
     write: Annotated[bool, typer.Option(help="Store the results in the bundle's model.json (metrics).")] = False,
     seed: Annotated[int, typer.Option()] = 0,
@@ -338,7 +348,8 @@ def evaluate(
     debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
 ) -> None:
     """Measure a bundle through its ONNX graphs: VAE test NLL (IWAE; nats for binary data, bits/dim
-    for 8-bit data), ELBO, active units; AAE Parzen log-likelihood and prior fit; sample quality by
+    for 8-bit data), ELBO, active units; AAE Parzen log-likelihood and prior fit (and the IWAE bound
+    when its posterior is Gaussian); sample quality by
     the digit classifier (28x28 digit models)."""
     from vaegen_infer.errors import VaegenError
 
@@ -413,6 +424,9 @@ def _evaluate(
                 [split.to_float(split.x_val[i : i + 1000]) for i in range(0, len(split.x_val), 1000)]
             )
             metrics.update(aae_metrics(g, x_test, y_test, x_val, seed=seed))
+            if g.manifest.training.get("model_config", {}).get("posterior") == "gaussian" and g.prior.has_density:
+                # A Gaussian-posterior AAE has a density too: the VAE's IWAE bound, prior in closed form
+                metrics.update(vae_metrics(g, x_test, k=k, n_images=min(images, len(x_test)), seed=seed))
     if samples:
         metrics["samples"] = sample_metrics(g, x_test, seed=seed)
     typer.echo(json.dumps(metrics, indent=2))

@@ -133,7 +133,7 @@ class TrainConfig:
     shift: float = 0.0  # augmentation: random shifts of up to this many pixels
     rotate: float = 0.0  # augmentation: random rotations of up to this many degrees
     weight_decay: float = 0.0  # decoupled weight decay (AdamW); 0 = plain Adam
-    ema: float = 0.0  # decay of an exponential moving average of the weights; 0 = off
+    ema: float = 0.0  # decay of an exponential moving average of the weights (VAE and AAE); 0 = off
     keep: str = "best"  # best: weights with the best validation ELBO (early stopping); last: final epoch
     iw_samples: int = 1  # importance samples per image: 1 = the ELBO, K > 1 = the IWAE bound
     # Encoder gradient of the IWAE bound: "iwae" (Burda et al.) or "dreg", the doubly reparameterised
@@ -146,6 +146,7 @@ class TrainConfig:
     # discriminator won from the first epoch and codes ignored their labels' regions).
     lr_disc: float = 1e-4  # discriminator step
     lr_gen: float = 1e-3  # encoder ("generator") step
+    disc_noise: float = 0.0  # std of instance noise on the discriminator's inputs (codes and prior draws)
     label_fraction: float = 1.0  # AAE, conditional: share of training images whose label is used
     # Supervised AAE: weight of the encoder's loss against a label critic (train/models.py LabelCritic),
     # which pushes the label out of the code; 0 = off, the paper's method (the prior alone).
@@ -194,6 +195,7 @@ class TrainConfig:
         _at_least("threads", self.threads, 0)
         _at_least("lr_disc", self.lr_disc, 0.0)
         _at_least("lr_gen", self.lr_gen, 0.0)
+        _at_least("disc_noise", self.disc_noise, 0.0)
         _in_range("label_fraction", self.label_fraction, 0.0, 1.0)
         _at_least("label_critic", self.label_critic, 0.0)
         _at_least("max_minutes", self.max_minutes, 0.0)

@@ -21,6 +21,7 @@ class Prior:
 
     name: ClassVar[str]
     n_regions: int = 0
+    has_density: bool = False  # True where log_density has a closed form
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -82,6 +83,7 @@ class GaussianPrior(Prior):
     """N(0, scale^2 I): the VAE's prior."""
 
     name = "gaussian"
+    has_density = True
 
     def __init__(self, dim: int, scale: float = 1.0) -> None:
         super().__init__(dim)
@@ -115,6 +117,7 @@ class GaussianMixturePrior(Prior):
     Components are not tied to labels, so there is no sampling by label."""
 
     name = "gaussian-mixture"
+    has_density = True
 
     def __init__(
         self,
