@@ -62,6 +62,16 @@ def _noisy(codes: torch.Tensor, std: float, gen: torch.Generator) -> torch.Tenso
     return codes + std * torch.randn(codes.shape, generator=gen)
 
 
+def region_loss(prior: Prior, codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each labelled code's label under the prior's component posterior p(k | z)
+    (equal weights, so the component log-densities are the logits): codes (B, D), labels (B,) with
+    -1 where withheld -> a scalar, the mean over labelled rows (0 when there are none)."""
+    seen = labels >= 0
+    if not bool(seen.any()):
+        return codes.sum() * 0.0  # keeps the graph, adds nothing
+    return F.cross_entropy(prior.component_log_density(codes[seen]), labels[seen])
+
+
 def one_hot(labels: torch.Tensor | np.ndarray, k: int) -> torch.Tensor:
     """Class indices (N,) -> float32 one-hot (N, K), the supervised decoder's `y`."""
     return F.one_hot(torch.as_tensor(np.asarray(labels), dtype=torch.int64), k).float()
@@ -95,6 +105,8 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         raise UsageError(f"the prior has {prior.n_regions} regions but the data has {n_labels} classes")
     if mcfg.decoder_labels and mcfg.decoder_labels != n_labels:
         raise UsageError(f"the decoder takes {mcfg.decoder_labels} labels but the data has {n_labels} classes")
+    if tcfg.region_weight > 0 and not mcfg.conditional:
+        raise UsageError("the region loss (--region-weight) asks codes into their label's region: use --conditional")
     if mcfg.decoder_labels and tcfg.label_fraction < 1.0:
         raise UsageError("a supervised AAE's decoder needs every image's label: use --label-fraction 1")
     mcfg.prior_params = prior.params()  # store every parameter, defaults included
@@ -127,6 +139,8 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
         model.train()
         disc.train()
         sums = {"rec": 0.0, "d": 0.0, "g": 0.0, "d_acc": 0.0, **({"critic_acc": 0.0} if critic else {})}
+        if tcfg.region_weight > 0:
+            sums["region"] = 0.0
         for _ in range(steps):
             idx = order.next()
             target = training_batch(torch.from_numpy(to_float(data.x_train[idx])), tcfg, gen)
@@ -137,8 +151,13 @@ def fit_aae(mcfg: ModelConfig, tcfg: TrainConfig, data: Split, out: Path, quiet:
             # 1. reconstruction phase
             mu, logvar = model.encode(target)
             rec = rec_per_image(mcfg.likelihood, model.decode(model.code(mu, logvar), y), target).mean()
+            loss = rec
+            if tcfg.region_weight > 0:
+                region = region_loss(prior, mu, labels)
+                loss = rec + tcfg.region_weight * region
+                sums["region"] += region.item() * len(idx)
             opt_ae.zero_grad(set_to_none=True)
-            rec.backward()
+            loss.backward()
             opt_ae.step()
 
             # 2a. regularisation phase, discriminator: prior samples -> 1, codes -> 0

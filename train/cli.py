@@ -168,6 +168,14 @@ def fit(
     disc_noise: Annotated[
         float, typer.Option(min=0.0, help="AAE: std of instance noise on the discriminator's inputs (0 = off).")
     ] = 0.0,
+    region_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Conditional AAE: weight of a cross-entropy asking each labelled code into its own label's "
+            "prior region (0 = off).",
+        ),
+    ] = 0.0,
     keep: Annotated[str, typer.Option(help="VAE: best (on validation ELBO) or last epoch's weights.")] = "best",
     ema: Annotated[
         float, typer.Option(min=0.0, max=0.99999, help="VAE, AAE: weight EMA decay (0 = off); the average ships.")
@@ -217,7 +225,8 @@ def fit(
                 iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
                 prior_param=prior_param, conditional=conditional, supervised=supervised, posterior=posterior,
                 label_fraction=label_fraction, label_critic=label_critic,
-                lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, disc_noise=disc_noise, keep=keep, ema=ema,
+                lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, disc_noise=disc_noise,
+                region_weight=region_weight, keep=keep, ema=ema,
                 dropout=dropout,
                 weight_decay=weight_decay, max_minutes=max_minutes or 0.0, checkpoint_minutes=checkpoint_minutes,
                 seed=seed, threads=threads,
@@ -246,7 +255,7 @@ def _configs(
     shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
     prior_param: list[str] | None, conditional: bool, supervised: bool, posterior: str | None, label_fraction: float,
     label_critic: float, lr_disc: float,
-    lr_gen: float, disc_hidden: int, disc_noise: float,
+    lr_gen: float, disc_hidden: int, disc_noise: float, region_weight: float,
     keep: str, ema: float, dropout: float, weight_decay: float, max_minutes: float,
     checkpoint_minutes: float, seed: int, threads: int,
 ) -> tuple[ModelConfig, TrainConfig, Split]:  # fmt: skip
@@ -271,7 +280,7 @@ def _configs(
         lr_schedule=lr_schedule, objective=objective, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
-        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, disc_noise=disc_noise,
+        threads=threads, lr_disc=lr_disc, lr_gen=lr_gen, disc_noise=disc_noise, region_weight=region_weight,
         label_fraction=label_fraction, label_critic=label_critic,
         max_minutes=max_minutes,
         checkpoint_minutes=checkpoint_minutes, epoch_images=epoch_images, val_fraction=val_fraction, strict=strict,

@@ -147,6 +147,9 @@ class TrainConfig:
     lr_disc: float = 1e-4  # discriminator step
     lr_gen: float = 1e-3  # encoder ("generator") step
     disc_noise: float = 0.0  # std of instance noise on the discriminator's inputs (codes and prior draws)
+    # Conditional AAE: weight of a cross-entropy that asks each labelled code to be most likely under
+    # its own label's prior component (the prior's own component densities as logits); 0 = off.
+    region_weight: float = 0.0
     label_fraction: float = 1.0  # AAE, conditional: share of training images whose label is used
     # Supervised AAE: weight of the encoder's loss against a label critic (train/models.py LabelCritic),
     # which pushes the label out of the code; 0 = off, the paper's method (the prior alone).
@@ -196,6 +199,7 @@ class TrainConfig:
         _at_least("lr_disc", self.lr_disc, 0.0)
         _at_least("lr_gen", self.lr_gen, 0.0)
         _at_least("disc_noise", self.disc_noise, 0.0)
+        _at_least("region_weight", self.region_weight, 0.0)
         _in_range("label_fraction", self.label_fraction, 0.0, 1.0)
         _at_least("label_critic", self.label_critic, 0.0)
         _at_least("max_minutes", self.max_minutes, 0.0)

@@ -231,13 +231,20 @@ class MixturePrior(Prior):
             z[:, -1] = rng.standard_normal(n) * self.radial_std
         return z
 
-    def component_log_density(self, z: np.ndarray) -> np.ndarray:
-        """log N(z | component k) for each code and component, (N, K), up to a shared constant."""
-        z = np.asarray(z, dtype=np.float64)
+    def component_log_density(self, z: Any) -> Any:
+        """log N(z | component k) for each code and component, (N, K), up to a shared constant.
+
+        Also takes a torch tensor and returns one, differentiable: the conditional AAE's region loss
+        (train/aae.py) uses this formula rather than a copy of it. This module never imports torch."""
+        if hasattr(z, "new_tensor"):  # a torch tensor: keep its type, device and autograd graph
+            cos, sin = z.new_tensor(self._cos), z.new_tensor(self._sin)
+        else:
+            z = np.asarray(z, dtype=np.float64)
+            cos, sin = self._cos, self._sin
         pairs = self.dim // 2
         x, y = z[:, 0 : 2 * pairs : 2, None], z[:, 1 : 2 * pairs : 2, None]  # (N, pairs, 1)
-        radial = x * self._cos + y * self._sin - self.radius  # (N, pairs, K)
-        tangential = -x * self._sin + y * self._cos
+        radial = x * cos + y * sin - self.radius  # (N, pairs, K)
+        tangential = -x * sin + y * cos
         return -0.5 * ((radial / self.radial_std) ** 2 + (tangential / self.tangential_std) ** 2).sum(1)
 
     def region_of(self, z: np.ndarray) -> np.ndarray:

@@ -1,0 +1,202 @@
+"""Which levers make the AAE a good generator? Train one variant per lever on mnist-5k and judge it
+on data that is not the test set (the test set is for the shipped model's report, not for choosing).
+
+    python benchmarks/aae_levers.py [--jobs 2] [--only NAME ...] [--rescore]
+
+Each variant is `python -m train fit --model aae --data mnist-5k --threads 1 ...`, run `--jobs` at a
+time, exported, and scored through its ONNX graphs on 10,000 samples (seed 0):
+  - Parzen log-likelihood of 250 validation images, the window chosen on the other 250 (the test
+    protocol of `train evaluate`, moved to validation data);
+  - the digit classifier's mean confidence and class balance (KL from uniform, nats);
+  - the Frechet distance in the classifier's feature space to the 4,500 training images;
+  - for a Gaussian posterior, the IWAE bound (k = 200) on the 500 validation images, binarised.
+Results: benchmarks/results/aae-levers.json and the "AAE as a generator" section of
+benchmarks/levers.md (written by benchmarks/levers.py, which includes benchmarks/results/aae-levers.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "aae-levers"
+RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+BASE = "--model aae --prior gaussian --binarize dynamic"
+# name -> (what changes, fit flags, epochs)
+VARIANTS: dict[str, tuple[str, str, int]] = {
+    "d8": ("8-D code, deterministic encoder, Gaussian prior", BASE + " --latent-dim 8", 100),
+    "d16": ("16-D code", BASE + " --latent-dim 16", 100),
+    "d8-slow-gen": (
+        "8-D, encoder's step against the discriminator 2e-4 (was 1e-3), 5 reconstruction-only epochs first",
+        BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5",
+        100,
+    ),
+    "d8-slow-gen-gpost": (
+        "d8-slow-gen with a Gaussian-posterior encoder",
+        BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5 --posterior gaussian",
+        100,
+    ),
+    "d8-slow-gen-ema": (
+        "d8-slow-gen + weight EMA 0.999",
+        BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5 --ema 0.999",
+        100,
+    ),
+    "d16-slow-gen": ("d8-slow-gen with a 16-D code", BASE + " --latent-dim 16 --lr-gen 2e-4 --warmup-epochs 5", 100),
+}
+
+
+def train_and_score(name: str, flags: str, epochs: int) -> dict[str, object]:
+    run = RUNS / name
+    bundle = run / "bundle"
+    run.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    fit = [sys.executable, "-m", "train", "fit", "--data", "mnist-5k", "--epochs", str(epochs), "--threads", "1",
+           "--quiet", "--out", str(run), *shlex.split(flags)]  # fmt: skip
+    export = [sys.executable, "-m", "train", "export", str(run), "-o", str(bundle), "--name", f"aae-lever-{name}"]
+    with open(run / "log.txt", "w") as fh:
+        for cmd in (fit, export):
+            subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, check=True)
+    minutes = (time.time() - started) / 60
+    result = _score_in_subprocess(bundle)
+    result.update({"flags": flags, "epochs": epochs, "train_minutes": round(minutes, 1)})
+    print(f"{name}: {result}", flush=True)
+    return result
+
+
+def _score_in_subprocess(bundle: Path) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--score", str(bundle)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def score(bundle: Path) -> dict[str, object]:
+    """Validation Parzen, sample confidence / balance / FD, and (Gaussian posterior) validation IWAE."""
+    import numpy as np
+
+    import vaegen_infer
+    from train.classifier import frechet_distance, load_classifier, sample_quality
+    from train.data import load_mnist_5k, to_float
+    from train.evaluate import BINARIZE_SEED, _parzen_from_distances, _sq_distances, iwae, parzen_log_likelihood
+    from vaegen_infer.datasets import binarize
+
+    g = vaegen_infer.load(bundle, providers="cpu")
+    split = load_mnist_5k()
+    x_val = to_float(split.x_val[:])  # (500, 1, 28, 28) grey levels
+    x_train = to_float(split.x_train[:])  # (4500, 1, 28, 28)
+    samples = g.sample(10_000, seed=0)
+    sigmas = np.geomspace(0.05, 0.5, 19)
+    d = int(np.prod(samples.shape[1:]))
+    choose, report = x_val[:250], x_val[250:]
+    dist = _sq_distances(choose, samples)
+    sigma = float(sigmas[int(np.argmax([_parzen_from_distances(dist, s, d).mean() for s in sigmas]))])
+    parzen = parzen_log_likelihood(samples, report, sigma)
+    clf = load_classifier()
+    quality = sample_quality(samples, classifier=clf)
+    _, f_samples = clf.predict(samples)
+    _, f_train = clf.predict(x_train)
+    out: dict[str, object] = {
+        "val_parzen": round(float(parzen.mean()), 1),
+        "parzen_sigma": round(sigma, 4),
+        "sample_confidence": round(float(quality["confidence"]), 4),
+        "class_kl_from_uniform": round(float(quality["kl_from_uniform_nats"]), 4),
+        "fd_to_train": round(float(frechet_distance(f_samples, f_train)), 2),
+        "bundle_mb": round(sum(p.stat().st_size for p in Path(bundle).glob("*.onnx")) / 1e6, 2),
+    }
+    if g.manifest.training["model_config"].get("posterior") == "gaussian" and g.prior.has_density:
+        bound = iwae(g, binarize(split.x_val[:], BINARIZE_SEED), k=200, quiet=True)
+        out["val_nll"] = round(float(-bound["log_likelihood"].mean()), 2)
+    return out
+
+
+def write_table(results: dict[str, dict[str, object]]) -> None:
+    """benchmarks/results/aae-levers.md, the section levers.md includes."""
+    header = ["variant", "what changes", "val Parzen", "σ", "sample confidence", "class KL", "FD to train",
+              "val NLL", "epochs", "train min"]  # fmt: skip
+    lines = [
+        "## The AAE as a generator",
+        "",
+        "Each row trains `python -m train fit --model aae --data mnist-5k --epochs E --threads 1 <flags>`",
+        "(seed 0, two runs sharing the 2 cores) and scores the exported bundle on 10,000 samples (seed 0),",
+        "without the test set: Parzen log-likelihood of 250 validation images with the window chosen on the",
+        "other 250 (nats, higher is better), the digit classifier's mean confidence and class balance (KL",
+        "from uniform, nats), the Frechet distance to the 4,500 training images in the classifier's feature",
+        "space, and for a Gaussian posterior the IWAE bound (k = 200) on the 500 validation images.",
+        "Command: `python benchmarks/aae_levers.py [--only NAME]`.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + " --- |" * len(header),
+    ]
+    for name, r in results.items():
+        if name not in VARIANTS:
+            continue
+        nll = f"{r['val_nll']:.2f}" if "val_nll" in r else "-"
+        cells = [
+            name, VARIANTS[name][0], f"{r['val_parzen']:.1f}", f"{r['parzen_sigma']:.3f}",
+            f"{r['sample_confidence']:.3f}", f"{r['class_kl_from_uniform']:.3f}", f"{r['fd_to_train']:.2f}", nll,
+            str(r["epochs"]), str(r["train_minutes"]),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    (RESULTS / "aae-levers.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _include_in_levers_md("\n".join(lines))
+
+
+def _include_in_levers_md(section: str) -> None:
+    """Replace (or append) this section in benchmarks/levers.md, leaving the VAE sections as they are."""
+    path = ROOT / "benchmarks" / "levers.md"
+    text = path.read_text() if path.is_file() else ""
+    head = text.split("\n" + section.splitlines()[0] + "\n")[0].rstrip("\n")
+    path.write_text((head + "\n\n" if head else "") + section + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None, help="Run these variants only (results are merged).")
+    parser.add_argument("--rescore", action="store_true", help="Score the existing runs again, no training.")
+    parser.add_argument("--score", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.score is not None:
+        print(json.dumps(score(args.score)))
+        return
+    names = args.only or list(VARIANTS)
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"error: unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+    out_json = RESULTS / "aae-levers.json"
+    fresh: dict[str, dict[str, object]] = {}
+    if args.rescore:
+        earlier = json.loads(out_json.read_text()) if out_json.exists() else {}
+        for n in names:
+            if n in earlier and (RUNS / n / "bundle" / "model.json").is_file():
+                fresh[n] = {**earlier[n], **_score_in_subprocess(RUNS / n / "bundle")}
+                print(f"{n}: {fresh[n]}", flush=True)
+    else:
+        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+            futures = {n: pool.submit(train_and_score, n, *VARIANTS[n][1:]) for n in names}
+            for n, fut in futures.items():
+                try:
+                    fresh[n] = fut.result()
+                except subprocess.CalledProcessError as exc:  # keep the others' results; say which failed
+                    print(f"{n}: failed ({exc}); see {RUNS / n / 'log.txt'}", file=sys.stderr, flush=True)
+    # Read the file again just before writing, so runs started in parallel do not drop each other's rows.
+    results = json.loads(out_json.read_text()) if out_json.exists() else {}
+    results.update(fresh)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=2) + "\n")
+    write_table(results)
+
+
+if __name__ == "__main__":
+    main()
