@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 RECIPE = "--arch mlp --hidden 400 --latent-dim 20 --keep last --batch-size 128"
 ANCHOR = {"images": 1000, "k": 500}  # DESIGN.md's protocol for the recipe's published numbers
-SHIPPED = ("mnist-vae", "mnist-vae-2d", "mnist-aae", "mnist-aae-swissroll")
+SHIPPED = ("mnist-vae", "mnist-vae-2d", "mnist-aae", "mnist-aae-swissroll", "mnist-aae-gen")
 
 
 def baseline_bundle(epochs: int) -> Path:
@@ -135,12 +135,15 @@ def table(results: dict[str, dict[str, Any]], k: int, images: int) -> str:
             "| confidence | FD |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
+        def share(v: float | None) -> str:  # "-" where the model has no labels (mnist-aae-gen)
+            return "-" if v is None else f"{v:.3f}"
+
         for name, r in aae.items():
             m, s = r["aae"], r["samples"]
             lines.append(
                 f"| {name} | {m['parzen_log_likelihood']:.1f} ± {m['parzen_sem']:.1f} | {m['parzen_sigma']:.3f} | "
-                f"{m.get('codes_in_own_region', float('nan')):.3f} | {m['mmd2_codes_vs_prior']:.4f} | "
-                f"{m['mmd2_prior_vs_prior']:.4f} | {s.get('by_label_recognised', float('nan')):.3f} | "
+                f"{share(m.get('codes_in_own_region'))} | {m['mmd2_codes_vs_prior']:.4f} | "
+                f"{m['mmd2_prior_vs_prior']:.4f} | {share(s.get('by_label_recognised'))} | "
                 f"{s['confidence']:.3f} | {s['frechet_distance']:.1f} |"
             )
     return "\n".join(lines) + "\n"
