@@ -84,27 +84,64 @@ BEYOND: dict[str, tuple[str, str, int]] = {
 }
 
 
-def train_and_score(name: str, flags: str, epochs: int) -> dict[str, object]:
-    run = RUNS / name
+def train_and_score(
+    name: str, flags: str, epochs: int, runs: Path = RUNS, prefix: str = "lever", script: Path = Path(__file__)
+) -> dict[str, object]:
+    """Fit RUNS/NAME with one torch thread on mnist-5k, export it, and score the bundle with
+    `script --score BUNDLE` in a fresh process (so each score gets its own memory and threads)."""
+    run = runs / name
     bundle = run / "bundle"
     log = run / "log.txt"
     run.mkdir(parents=True, exist_ok=True)
     started = time.time()
     fit = [sys.executable, "-m", "train", "fit", "--data", "mnist-5k", "--epochs", str(epochs), "--threads", "1",
            "--quiet", "--out", str(run), *shlex.split(flags)]  # fmt: skip
-    export = [sys.executable, "-m", "train", "export", str(run), "-o", str(bundle), "--name", f"lever-{name}"]
+    export = [sys.executable, "-m", "train", "export", str(run), "-o", str(bundle), "--name", f"{prefix}-{name}"]
     with open(log, "w") as fh:
         for cmd in (fit, export):
             subprocess.run(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, check=True)
     minutes = (time.time() - started) / 60
-    score = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--score", str(bundle)],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    result = json.loads(score.stdout.strip().splitlines()[-1])
+    result = score_in_subprocess(script, bundle)
     result.update({"flags": flags, "epochs": epochs, "train_minutes": round(minutes, 1)})
     print(f"{name}: {result}", flush=True)
     return result
+
+
+def score_in_subprocess(script: Path, bundle: Path) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, str(Path(script).resolve()), "--score", str(bundle)],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run_variants(
+    names: list[str], plan: dict[str, tuple[str, int]], out_json: Path, jobs: int, rescore: bool,
+    runs: Path = RUNS, prefix: str = "lever", script: Path = Path(__file__),
+) -> dict[str, dict[str, object]]:  # fmt: skip
+    """Train and score each named variant of PLAN (name -> (fit flags, epochs)), JOBS at a time, or
+    with RESCORE score the existing bundles again; merge into OUT_JSON and return every row."""
+    fresh: dict[str, dict[str, object]] = {}
+    if rescore:
+        earlier = json.loads(out_json.read_text()) if out_json.exists() else {}
+        for n in names:
+            if n in earlier and (runs / n / "bundle" / "model.json").is_file():
+                fresh[n] = {**earlier[n], **score_in_subprocess(script, runs / n / "bundle")}
+                print(f"{n}: {fresh[n]}", flush=True)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {n: pool.submit(train_and_score, n, *plan[n], runs, prefix, script) for n in names}
+            for n, fut in futures.items():
+                try:
+                    fresh[n] = fut.result()
+                except subprocess.CalledProcessError as exc:  # keep the others' results; say which failed
+                    print(f"{n}: failed ({exc}); see {runs / n / 'log.txt'}", file=sys.stderr, flush=True)
+    # Read the file again just before writing, so runs started in parallel do not drop each other's rows.
+    results = json.loads(out_json.read_text()) if out_json.exists() else {}
+    results.update(fresh)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def score(bundle: Path) -> dict[str, object]:
@@ -153,27 +190,7 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"error: unknown variants {unknown}; known: {', '.join(plan)}")
     out_json = ROOT / "benchmarks" / "results" / "levers.json"
-    fresh: dict[str, dict[str, object]] = {}
-    if args.rescore:
-        earlier = json.loads(out_json.read_text()) if out_json.exists() else {}
-        for n in names:
-            if n in earlier and (RUNS / n / "bundle" / "model.json").is_file():
-                fresh[n] = {**earlier[n], **score(RUNS / n / "bundle")}
-                print(f"{n}: {fresh[n]}", flush=True)
-    else:
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            futures = {n: pool.submit(train_and_score, n, *plan[n]) for n in names}
-            for n, fut in futures.items():
-                try:
-                    fresh[n] = fut.result()
-                except subprocess.CalledProcessError as exc:  # keep the others' results; say which failed
-                    print(f"{n}: failed ({exc}); see {RUNS / n / 'log.txt'}", file=sys.stderr, flush=True)
-    # Read the file again just before writing, so runs started in parallel do not drop each other's rows.
-    results = json.loads(out_json.read_text()) if out_json.exists() else {}
-    results.update(fresh)
-    out_json.parent.mkdir(parents=True, exist_ok=True)
-    out_json.write_text(json.dumps(results, indent=2) + "\n")
-    write_table(results)
+    write_table(run_variants(names, plan, out_json, args.jobs, args.rescore))
 
 
 def _row(name: str, what: str, r: dict[str, object], delta: str) -> str:
