@@ -255,8 +255,7 @@ class Model:
             raise UsageError(f"labels must be a label, a list of labels or one-hot rows, got {labels!r}") from None
         if len(items) != n:
             raise InputError(f"{len(items)} labels for {n} codes: give one label per code, or one label for all")
-        index = [self.label_index(v.item() if isinstance(v, np.generic) else v) for v in items]
-        return np.eye(k, dtype=np.float32)[index]
+        return np.eye(k, dtype=np.float32)[self._label_indices(items)]
 
     def encode(self, images: np.ndarray, chunk: int = DEFAULT_CHUNK) -> tuple[np.ndarray, np.ndarray]:
         """Images (N, C, H, W) in [0, 1] -> (mu, logvar), each (N, D) float32."""
@@ -352,7 +351,7 @@ class Model:
         chosen = self.label_names() if labels is None else labels
         if isinstance(chosen, (str, int, np.integer)):
             chosen = [chosen]
-        index = [self.label_index(v.item() if isinstance(v, np.generic) else v) for v in chosen]
+        index = self._label_indices(chosen)
         if not index:
             raise UsageError("restyle needs at least one label")
         mu, _ = self.encode(images)  # (N, D)
@@ -360,6 +359,10 @@ class Model:
         z = np.repeat(mu, k, axis=0)  # (N * L, D): image i's code once per label
         y = np.tile(np.eye(len(self.label_names()), dtype=np.float32)[index], (n, 1))  # (N * L, K)
         return self.decode(z, y).reshape(n, k, *self.image_shape)
+
+    def _label_indices(self, items: Sequence[Any]) -> list[int]:
+        """Class names or indices (numpy scalars too) -> region indices, each checked by label_index."""
+        return [self.label_index(v.item() if isinstance(v, np.generic) else v) for v in items]
 
     def label_index(self, label: int | str) -> int:
         """Map a class name or index to the prior's region index; reject labels the model lacks."""
