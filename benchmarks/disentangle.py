@@ -277,7 +277,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/disentangle.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("runs", "out", "only")
+        f"--{k.replace('_', '-')} {v}"
+        for k, v in vars(args).items()
+        if k not in ("runs", "out", "only") and v is not None  # None: not given, the default applies
     )
     save_json(out / "disentangle.json", {"command": command, "machine": platform.platform(), "rows": rows})
     text = markdown(rows, command)
