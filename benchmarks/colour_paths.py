@@ -6,10 +6,10 @@ decoder's output logits get a per-channel bias from z, Linear(D -> C) (does the 
 *paint* one colour over a shape drawn anywhere?). The patch holds in this process only; then it runs
 `python -m train fit` or the colour probe (benchmarks/colour_probe.py) with the same patch.
 
-    python benchmarks/colour_encoder_path.py encoder fit --model vae --data color-dsprites \\
+    python benchmarks/colour_paths.py encoder fit --model vae --data color-dsprites \\
         --image-size 32 --likelihood gaussian --latent-dim 10 --batch-size 64 --epochs 6 \\
         --epoch-images 20000 --val-fraction 0.003 --max-minutes 5 --threads 1 --quiet --out runs/cdiag32pool
-    python benchmarks/colour_encoder_path.py encoder probe runs/cdiag32pool
+    python benchmarks/colour_paths.py encoder probe runs/cdiag32pool
     (the same with `decoder` and --out runs/cdiag32dec)
 """
 
@@ -59,7 +59,7 @@ def main() -> None:
         tm.ConvDecoder.__init__ = _decoder_init  # type: ignore[method-assign]
         tm.ConvDecoder.forward = _decoder_forward  # type: ignore[method-assign]
     else:
-        raise SystemExit("usage: colour_encoder_path.py encoder|decoder fit ARGS... | probe RUN")
+        raise SystemExit("usage: colour_paths.py encoder|decoder fit ARGS... | probe RUN")
     if sys.argv[1:2] == ["fit"]:
         from train.cli import app
 
@@ -71,7 +71,7 @@ def main() -> None:
 
         print(" ".join(f"{k}={v:.3f}" for k, v in probe(Path(sys.argv[2])).items()))
     else:
-        raise SystemExit("usage: colour_encoder_path.py encoder|decoder fit ARGS... | probe RUN")
+        raise SystemExit("usage: colour_paths.py encoder|decoder fit ARGS... | probe RUN")
 
 
 if __name__ == "__main__":
