@@ -70,12 +70,11 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
 
 def score(bundle: Path) -> dict[str, object]:
     """Validation Parzen, sample confidence / balance / FD, and (Gaussian posterior) validation IWAE."""
-    import numpy as np
 
     import vaegen_infer
     from train.classifier import frechet_distance, load_classifier, sample_quality
     from train.data import load_mnist_5k, to_float
-    from train.evaluate import BINARIZE_SEED, _parzen_from_distances, _sq_distances, iwae, parzen_log_likelihood
+    from train.evaluate import BINARIZE_SEED, iwae, parzen_log_likelihood, parzen_sigma
     from vaegen_infer.datasets import binarize
 
     g = vaegen_infer.load(bundle, providers="cpu")
@@ -83,11 +82,8 @@ def score(bundle: Path) -> dict[str, object]:
     x_val = to_float(split.x_val[:])  # (500, 1, 28, 28) grey levels
     x_train = to_float(split.x_train[:])  # (4500, 1, 28, 28)
     samples = g.sample(10_000, seed=0)
-    sigmas = np.geomspace(0.05, 0.5, 19)
-    d = int(np.prod(samples.shape[1:]))
     choose, report = x_val[:250], x_val[250:]
-    dist = _sq_distances(choose, samples)
-    sigma = float(sigmas[int(np.argmax([_parzen_from_distances(dist, s, d).mean() for s in sigmas]))])
+    sigma = parzen_sigma(samples, choose)
     parzen = parzen_log_likelihood(samples, report, sigma)
     clf = load_classifier()
     quality = sample_quality(samples, classifier=clf)
@@ -116,7 +112,7 @@ def references(mnist_dir: Path) -> dict[str, object]:
 
     import vaegen_infer
     from train.data import load_mnist_5k, to_float
-    from train.evaluate import _parzen_from_distances, _sq_distances, parzen_log_likelihood
+    from train.evaluate import _sq_distances, parzen_log_likelihood, parzen_sigma
     from vaegen_infer.datasets import load_idx_dir
 
     split = load_mnist_5k()
@@ -124,9 +120,7 @@ def references(mnist_dir: Path) -> dict[str, object]:
     x_test, _ = load_idx_dir(str(mnist_dir), "test")
 
     def parzen(samples: np.ndarray) -> dict[str, float]:
-        sigmas = np.geomspace(0.05, 0.5, 19)
-        dist = _sq_distances(x_val, samples)
-        sigma = float(sigmas[int(np.argmax([_parzen_from_distances(dist, s, 784).mean() for s in sigmas]))])
+        sigma = parzen_sigma(samples, x_val)
         ll = parzen_log_likelihood(samples, x_test, sigma)
         return {"parzen": round(float(ll.mean()), 1), "sem": round(float(ll.std() / np.sqrt(len(ll))), 1),
                 "sigma": round(sigma, 4), "n": len(samples)}  # fmt: skip

@@ -273,17 +273,24 @@ def parzen_log_likelihood(samples: np.ndarray, x: np.ndarray, sigma: float, batc
     )
 
 
+PARZEN_SIGMAS = np.geomspace(0.05, 0.5, 19)  # candidate window widths, grey levels in [0, 1]
+
+
+def parzen_sigma(samples: np.ndarray, x_choose: np.ndarray) -> float:
+    """The window width in PARZEN_SIGMAS that maximises the mean Parzen log-likelihood of x_choose."""
+    dist = _sq_distances(x_choose, samples)  # (N, S), reused for every candidate width
+    d = int(np.prod(samples.shape[1:]))
+    return float(PARZEN_SIGMAS[int(np.argmax([_parzen_from_distances(dist, s, d).mean() for s in PARZEN_SIGMAS]))])
+
+
 def aae_metrics(
     g: vaegen_infer.Model, x_test: np.ndarray, y_test: np.ndarray, x_val: np.ndarray, seed: int = 0
 ) -> dict[str, Any]:
     """Parzen log-likelihood (window chosen on validation), share of codes in their own label's
     region, and a two-sample statistic (MMD) between test codes and prior samples."""
     samples = g.sample(10_000, seed=seed)
-    sigmas = np.geomspace(0.05, 0.5, 19)
-    val_dist = _sq_distances(x_val, samples)  # (N_val, 10000), reused for every candidate width
-    d = int(np.prod(samples.shape[1:]))
-    val_ll = [float(_parzen_from_distances(val_dist, s, d).mean()) for s in sigmas]
-    best = float(sigmas[int(np.argmax(val_ll))])
+    sigmas = PARZEN_SIGMAS
+    best = parzen_sigma(samples, x_val)
     test_ll = parzen_log_likelihood(samples, x_test, best)
     mu, _ = g.encode(x_test)
     out: dict[str, Any] = {
