@@ -3,9 +3,11 @@ servers fork from a process that has already run batches through the shared work
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -56,3 +58,28 @@ def test_a_forked_child_decodes_with_the_parents_model_and_a_new_one() -> None:
     np.testing.assert_array_equal(got[0], want)
     np.testing.assert_array_equal(got[1], want)
     assert g.decode(z[:64]).shape == (64, *g.image_shape)  # and the parent's pool still works
+
+
+def test_a_forked_child_can_drop_an_inherited_model_whose_session_has_a_thread_pool() -> None:
+    # An idle ONNX Runtime pool's threads wait on a condition variable; in a child they are gone but
+    # still counted as its waiters, so destroying the inherited session used to block forever (found by
+    # mutation testing: mutmut forks every mutant from a process that has run the whole suite).
+    from vaegen_infer import providers
+
+    held = [vi.load("mnist-vae", threads=2)]
+    z = held[0].sample_latents(8, seed=0)  # under two chunks: the small-batch session, 2 intra-op threads
+    want = held[0].decode(z)
+    small = held[0]._runner("decoder").small_batch_session()
+    assert small.get_session_options().intra_op_num_threads == 2
+    time.sleep(0.5)  # long enough for the pool's threads to stop spinning and park
+
+    def work() -> bytes:
+        assert small in providers._inherited_sessions  # pinned at the fork
+        again = held[0].decode(z)  # an inherited multi-threaded session still runs
+        held.clear()
+        gc.collect()  # the model and its runners are freed here; their sessions are not
+        return again.tobytes()
+
+    got = np.frombuffer(_in_child(work, timeout_s=30), np.float32).reshape(want.shape)
+    np.testing.assert_array_equal(got, want)
+    assert providers._inherited_sessions == []  # the parent pins nothing

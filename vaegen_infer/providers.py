@@ -16,6 +16,7 @@ import importlib.util
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -365,6 +366,26 @@ def onnxruntime_module() -> Any:
     return ort
 
 
+# Every session this process made, held weakly, so that a forked child can keep them (see below).
+_made_sessions: weakref.WeakSet[Any] = weakref.WeakSet()
+# In a forked child: the sessions inherited from the parent, never to be destroyed here.
+_inherited_sessions: list[Any] = []
+
+
+def _keep_inherited_sessions() -> None:
+    """A forked child must never destroy a session it inherited. ONNX Runtime's intra-op thread pool
+    does not survive fork: the child has none of the pool's threads, but the condition variable they
+    were parked on (an idle pool's state) still counts them as waiters, so the session's destructor
+    blocks forever in pthread_cond_destroy. Seen: a child's garbage collection freeing a parent's idle
+    2-thread session hung (tests/test_fork_safety.py). Pinning them costs the child nothing: their
+    memory is the parent's, shared copy-on-write. Running them works; only destroying them hangs."""
+    _inherited_sessions.extend(_made_sessions)
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork
+    os.register_at_fork(after_in_child=_keep_inherited_sessions)
+
+
 def create_session(model_bytes: bytes, request: ProviderRequest, small_batch: bool = False) -> tuple[Any, str]:
     """Create one session for a serialized graph; return it and the provider really running it.
     `small_batch`: CPU options for batches too small to split (see session_options)."""
@@ -382,6 +403,7 @@ def create_session(model_bytes: bytes, request: ProviderRequest, small_batch: bo
     finally:
         if wants_cuda:
             ort.set_default_logger_severity(ORT_DEFAULT_SEVERITY)
+    _made_sessions.add(session)
     active = session.get_providers()
     which = check_active(request, active)
     if request.kind == "auto":
