@@ -185,6 +185,7 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     json_path = RESULTS / "mutation.json"
     previous = json.loads(json_path.read_text()) if json_path.is_file() else {}
     all_runs = list(previous.get("runs", [])) + list(runs or [])
+    earlier_runs = list(previous.get("earlier_runs", []))
     old_diffs = {s["name"]: s["diff"] for s in previous.get("survivors", [])}
     results = load_results()
     modules: dict[str, Any] = {}
@@ -230,11 +231,24 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         "modules": modules,
         "survivors": survivors,
         "runs": all_runs,
+        "earlier_runs": earlier_runs,  # earlier campaigns (state since lost), for the record only
     }
     json_path.write_text(json.dumps(out, indent=2) + "\n")
     (RESULTS / "mutation.md").write_text(markdown(out))
     (RESULTS / "mutation-readme.md").write_text(readme_paragraph(out))
     return out
+
+
+def start_campaign() -> None:
+    """No mutmut state here (a fresh checkout): every mutant runs again, so the run times of the report
+    on disk describe an earlier campaign. Keep them aside, so that the new table adds up this one's."""
+    json_path = RESULTS / "mutation.json"
+    if not json_path.is_file():
+        return
+    previous = json.loads(json_path.read_text())
+    earlier = list(previous.get("earlier_runs", [])) + list(previous.get("runs", []))
+    previous.update(runs=[], earlier_runs=earlier)
+    json_path.write_text(json.dumps(previous, indent=2) + "\n")
 
 
 def readme_paragraph(r: dict[str, Any]) -> str:
@@ -357,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"unknown module(s) {', '.join(bad)}; choose from {', '.join(MODULES)}")
     deadline = _deadline(args.until, args.max_minutes)
+    if not (MUTANTS / "mutmut-stats.json").is_file():
+        start_campaign()
     MUTANTS.mkdir(exist_ok=True)
     log = MUTANTS / "run.log"  # mutmut's own output, beside its state
     for module in wanted:

@@ -55,3 +55,31 @@ def tiny_bundle(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     out = tmp_path_factory.mktemp("bundles") / "tiny"
     path, _ = export_run(tiny_run, out, description="test bundle")
     return path
+
+
+def _mutmut_durations() -> dict[str, float] | None:
+    """Seconds per test id from mutmut's stats run, when this process tests a mutant; else None.
+
+    mutmut runs the suite in its copy of the checkout (`mutants/`), so its stats file lies at ROOT.
+    """
+    if "__mutmut_" not in os.environ.get("MUTANT_UNDER_TEST", ""):
+        return None
+    try:
+        return json.loads((ROOT / "mutmut-stats.json").read_text())["duration_by_test"]
+    except (OSError, ValueError, KeyError):
+        return None  # no stats yet: keep pytest's order
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under mutmut, run the fastest tests first (benchmarks/mutation.py).
+
+    mutmut runs each mutant's tests with `-x` and passes them as a set, so their order is arbitrary; a
+    killed mutant costs only as much as the tests before the first failing one, and the cheap tests
+    (known answers, unit checks) are the ones most likely to fail. Outside mutmut this does nothing.
+    """
+    durations = _mutmut_durations()
+    if durations is None:
+        return
+    # Stable: tests with equal (or unknown, +inf) durations keep pytest's fixture-friendly order.
+    items.sort(key=lambda item: durations.get(item.nodeid, float("inf")))
