@@ -184,11 +184,17 @@ def write_table(results: dict[str, dict[str, object]]) -> None:
 
 
 def _include_in_levers_md(section: str) -> None:
-    """Replace (or append) this section in benchmarks/levers.md, leaving the VAE sections as they are."""
+    """Replace (or append) this section in benchmarks/levers.md, leaving every other section as it is."""
     path = ROOT / "benchmarks" / "levers.md"
     text = path.read_text() if path.is_file() else ""
-    head = text.split("\n" + section.splitlines()[0] + "\n")[0].rstrip("\n")
-    path.write_text((head + "\n\n" if head else "") + section + "\n")
+    heading = "\n" + section.splitlines()[0] + "\n"
+    head, found, rest = text.partition(heading)
+    tail = ""
+    if found:  # the old section runs to the next "## " heading, or to the end
+        _, nxt, after = rest.partition("\n## ")
+        tail = "\n## " + after if nxt else ""
+    head = head.rstrip("\n")
+    path.write_text((head + "\n\n" if head else "") + section.rstrip("\n") + "\n" + tail)
 
 
 def main() -> None:

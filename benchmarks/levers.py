@@ -269,9 +269,10 @@ def write_table(results: dict[str, dict[str, object]]) -> None:
         rows = [_row(n, group[n][0], r, _delta(results, n, against)) for n, r in results.items() if n in group]
         if rows:
             lines += ["", f"## {title}", "", *text, "", *table, *rows]
-    aae = ROOT / "benchmarks" / "results" / "aae-levers.md"  # written by benchmarks/aae_levers.py
-    if aae.is_file():
-        lines += ["", aae.read_text().rstrip("\n")]
+    for name in ("aae-levers.md", "saae-levers.md"):  # written by benchmarks/aae_levers.py, saae_levers.py
+        section = ROOT / "benchmarks" / "results" / name
+        if section.is_file():
+            lines += ["", section.read_text().rstrip("\n")]
     (ROOT / "benchmarks" / "levers.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

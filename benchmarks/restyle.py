@@ -78,12 +78,20 @@ def within_class(v: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def measure(model: str, mnist: Path, n_images: int, per_label: int, seed: int) -> dict[str, Any]:
-    started = time.time()
+    """The report's protocol: the first `n_images` MNIST test images."""
+    x_all, y_all = load_idx_dir(mnist, "test")
     g = vi.load(model, providers="cpu")
+    source = f"the first {n_images:,} MNIST test images"
+    return measure_images(g, x_all[:n_images], y_all[:n_images], per_label, seed, source)
+
+
+def measure_images(g: vi.Model, x: np.ndarray, y: np.ndarray, per_label: int, seed: int, source: str) -> dict[str, Any]:
+    """Restyle images x (n, 1, 28, 28) uint8 with labels y (n,) as every label; content and style figures.
+    benchmarks/saae_levers.py calls it on validation images, to choose a recipe without the test set."""
+    started = time.time()
     names = g.label_names()
     k = len(names)
-    x_all, y_all = load_idx_dir(mnist, "test")
-    x, y = x_all[:n_images], y_all[:n_images]
+    n_images = len(x)
     restyled = g.restyle(x)  # (n, K, 1, 28, 28), column j = label j
     clf_mod = _classifier()
     clf = clf_mod.load_classifier()
@@ -120,7 +128,7 @@ def measure(model: str, mnist: Path, n_images: int, per_label: int, seed: int) -
         "reconstruction_mse": round(float(((rec - recon) ** 2).mean()), 5),
         "style": style,
         "protocol": (
-            f"the first {n_images:,} MNIST test images, each restyled as all {k} labels (Model.restyle); content: "
+            f"{source}, each restyled as all {k} labels (Model.restyle); content: "
             "share recognised as the requested label by train/assets/digit-classifier.onnx; style: per label column, "
             "Pearson r across the sources between source and restyled slant / thickness (train/analysis.py "
             "stroke_properties: slant = cov(x, y) / var(y), thickness = mean intensity), also with source-class means "
