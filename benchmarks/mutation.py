@@ -193,11 +193,18 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     for module, path in MODULES.items():
         mine = {k: v for k, v in results.items() if module_of(k) == module}
         counts: dict[str, int] = {}
-        for v in mine.values():
+        for k, v in mine.items():
             s = STATUS.get(v, "suspicious")
+            if s in PENDING and k in EQUIVALENT:
+                s = "survived"  # explained as equivalent, so `run` does not run it again: it counts as run
             counts[s] = counts.get(s, 0) + 1
         ran = sum(n for s, n in counts.items() if s not in PENDING)
-        surv = sorted(k for k, v in mine.items() if STATUS.get(v) in ("survived", "no tests", "suspicious", "segfault"))
+        surv = sorted(
+            k
+            for k, v in mine.items()
+            if STATUS.get(v) in ("survived", "no tests", "suspicious", "segfault")
+            or (STATUS.get(v) in PENDING and k in EQUIVALENT)
+        )
         equivalent = [k for k in surv if k in EQUIVALENT]
         detected = counts.get("killed", 0) + counts.get("timeout", 0)
         denom = ran - len(equivalent)
@@ -220,7 +227,8 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         }
         for k in surv:
             diff = old_diffs.get(k) or _diff(k)
-            survivors.append({"name": k, "module": module, "status": STATUS.get(mine[k], "suspicious"),
+            status = STATUS.get(mine[k], "suspicious")
+            survivors.append({"name": k, "module": module, "status": "survived" if status in PENDING else status,
                               "equivalent": EQUIVALENT.get(k), "accepted": ACCEPTED.get(k), "diff": diff})  # fmt: skip
     partial = not all(m["complete"] for m in modules.values())
     out = {
