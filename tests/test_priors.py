@@ -179,3 +179,152 @@ def test_has_density_says_whether_log_density_answers(name: str) -> None:
     else:
         with pytest.raises(UsageError, match="no closed-form density"):
             prior.log_density(z)
+
+
+# -- known answers found missing by mutation testing (benchmarks/mutation.py) ---------------------------
+TWO_BUMPS = GaussianMixturePrior(3, [1.0, 3.0], [[0.0, 1.0, 2.0], [1.0, -1.0, 0.0]], [[0.0] * 3, [-1.0] * 3])
+ALL_PRIORS = [GaussianPrior(3, scale=2.0), UniformPrior(3), MixturePrior(3), SwissRollPrior(2), TWO_BUMPS]
+
+
+@pytest.mark.parametrize("prior", ALL_PRIORS, ids=lambda p: p.name)
+def test_mean_std_and_quantiles_are_float32_per_dimension(prior: Prior) -> None:
+    # what traverse / manifold build codes from: float32 rows of D, like every code the runtime returns
+    for values, shape in ((prior.mean(), (prior.dim,)), (prior.std(), (prior.dim,)),
+                          (prior.ppf([0.1, 0.5, 0.9]), (3, prior.dim))):  # fmt: skip
+        assert values.dtype == np.float32 and values.shape == shape
+
+
+@pytest.mark.parametrize("prior", ALL_PRIORS, ids=lambda p: p.name)
+@pytest.mark.parametrize("q", [0.0, 1.0, 1.5, -0.1])
+def test_quantiles_outside_the_open_unit_interval_are_refused(prior: Prior, q: float) -> None:
+    with pytest.raises(UsageError) as info:
+        prior.ppf([0.5, q])
+    assert str(info.value) == "quantiles must lie strictly between 0 and 1"
+
+
+def test_gaussian_quantiles_match_the_inverse_normal_cdf() -> None:
+    # scipy.stats.norm.ppf values; Acklam's approximation is within 1.2e-9 in all three branches
+    q = [0.001, 0.01, 0.02, 0.025, 0.5, 0.9, 0.975, 0.98, 0.999]
+    want = [-3.090232306167813, -2.3263478740408408, -2.053748910631823, -1.9599639845400545, 0.0,
+            1.2815515655446004, 1.959963984540054, 2.0537489106318225, 3.090232306167813]  # fmt: skip
+    from vaegen_infer.priors import _normal_ppf
+
+    np.testing.assert_allclose(_normal_ppf(np.array(q)), want, rtol=0, atol=2e-9)
+    np.testing.assert_allclose(GaussianPrior(2, scale=2.0).ppf(q), 2 * np.array(want)[:, None] * [1, 1], rtol=1e-6)
+
+
+def test_uniform_quantiles_and_std() -> None:
+    u = UniformPrior(2, half_width=3.0)
+    np.testing.assert_allclose(u.ppf([0.25, 0.5, 0.75]), [[-1.5, -1.5], [0.0, 0.0], [1.5, 1.5]])
+    np.testing.assert_allclose(u.std(), [3 / np.sqrt(3)] * 2, rtol=1e-6)
+
+
+def test_sampled_quantiles_and_std_match_the_distribution() -> None:
+    # Priors without a closed form get quantiles and std from 100,000 draws: a one-component mixture
+    # is N(m, s^2), so they must agree with the normal's to sampling error.
+    g = GaussianMixturePrior(1, [1.0], [[1.0]], [[np.log(4.0)]])  # N(1, 2^2)
+    np.testing.assert_allclose(Prior.ppf(g, [0.1, 0.5, 0.9])[:, 0], 1 + 2 * np.array([-1.28155, 0, 1.28155]), atol=0.03)
+    np.testing.assert_allclose(Prior.std(g), [2.0], rtol=0.01)
+    # the default petals: per pair E[x^2] = ((radius^2 + radial_std^2) + tangential_std^2) / 2, mean 0
+    np.testing.assert_allclose(MixturePrior(2).std(), [2.92083] * 2, rtol=0.01)
+    np.testing.assert_array_equal(MixturePrior(2).std(), MixturePrior(2).std())  # fixed draws: same steps each time
+    np.testing.assert_array_equal(MixturePrior(2).ppf([0.2]), MixturePrior(2).ppf([0.2]))
+
+
+def test_default_parameters_are_what_an_empty_manifest_entry_means() -> None:
+    assert MixturePrior(2).params() == {"k": 10, "radius": 4.0, "radial_std": 1.0, "tangential_std": 0.25}
+    assert UniformPrior(2).params() == {"half_width": 2.0}
+    assert GaussianPrior(2).params() == {"scale": 1.0}
+
+
+MOG_REFUSAL = "mog prior: need k >= 2 and positive radius, radial_std, tangential_std"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: GaussianPrior(2, scale=0.0), "gaussian prior: 'scale' must be > 0, got 0.0"),
+        (lambda: UniformPrior(2, half_width=0.0), "uniform prior: 'half_width' must be > 0, got 0.0"),
+        *[(lambda kw=kw: MixturePrior(2, **kw), MOG_REFUSAL)
+          for kw in ({"k": 1}, {"radius": 0.0}, {"radial_std": 0.0}, {"tangential_std": 0.0})],
+    ],
+)  # fmt: skip
+def test_bad_prior_parameters_are_refused_one_at_a_time(make, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(BundleError) as info:
+        make()
+    assert str(info.value) == message
+
+
+def test_small_but_valid_parameters_are_accepted() -> None:
+    MixturePrior(2, k=2, radius=0.5, radial_std=0.5, tangential_std=0.1)
+    UniformPrior(2, half_width=0.5)
+
+
+def test_gaussian_log_density_with_a_scale_over_any_leading_shape() -> None:
+    z = np.array([[2.0, -1.0], [0.0, 0.5]])
+    want = [-0.5 * (2 * np.log(2 * np.pi) + 4 * np.log(2.0) + (1.0 + 0.25)),
+            -0.5 * (2 * np.log(2 * np.pi) + 4 * np.log(2.0) + (0.0 + 0.0625))]  # fmt: skip
+    p = GaussianPrior(2, scale=2.0)
+    np.testing.assert_allclose(p.log_density(z), want, rtol=1e-12)
+    stacked = np.stack([z, z, z])  # (3, 2, D): the density of each code, not of a sum over rows
+    np.testing.assert_allclose(p.log_density(stacked), [want] * 3, rtol=1e-12)
+    z32 = np.array([[0.1, 0.3]], np.float32)  # a float32 code gets the float64 density of its value
+    np.testing.assert_allclose(p.log_density(z32), p.log_density(z32.astype(np.float64)), rtol=1e-15)
+
+
+def test_mixture_log_density_of_a_far_code_is_finite() -> None:
+    # log-sum-exp per code: a code far from every component still gets its own (very low) density
+    g = GaussianMixturePrior(1, [1.0, 1.0], [[0.0], [1.0]], [[0.0], [0.0]])
+    z = np.array([[0.5], [80.0]])
+    comps = -0.5 * (np.log(2 * np.pi) + (z - np.array([[0.0, 1.0]])) ** 2) + np.log(0.5)  # (2, K)
+    np.testing.assert_allclose(g.log_density(z), np.logaddexp(comps[:, 0], comps[:, 1]), rtol=1e-12)
+    z32 = np.array([[0.1], [-0.7]], np.float32)  # a float32 code gets the float64 density of its value
+    np.testing.assert_allclose(g.log_density(z32), g.log_density(z32.astype(np.float64)), rtol=1e-15)
+
+
+def test_petal_log_density_known_answers() -> None:
+    p = MixturePrior(2, k=4, radius=2.0, radial_std=0.5, tangential_std=0.25)
+    got = p.component_log_density(np.array([[2.0, 0.0]]))  # at the centre of petal 0
+    # petal 1 points along +y: radial offset -2 (16 after /0.5, squared), tangential -2 (64)
+    np.testing.assert_allclose(got[0, :2], [0.0, -0.5 * (16 + 64)], atol=1e-12)
+    five = MixturePrior(5, k=4, radius=2.0, radial_std=0.5, tangential_std=0.25)  # two pairs, odd last dim
+    np.testing.assert_allclose(five.component_log_density(np.array([[2.0, 0.0, 2.0, 0.0, 9.0]]))[0, :2], [0.0, -80.0])
+
+
+class _Tensor(np.ndarray):
+    """A stand-in for a torch tensor: component_log_density keeps the type of what it is given."""
+
+    def new_tensor(self, data: np.ndarray) -> _Tensor:
+        return np.asarray(data).view(_Tensor)
+
+
+def test_petal_log_density_keeps_a_tensor_type() -> None:
+    p = MixturePrior(4, k=3)
+    z = np.random.default_rng(0).normal(size=(5, 4))
+    got = p.component_log_density(z.view(_Tensor))
+    assert type(got) is _Tensor
+    np.testing.assert_allclose(np.asarray(got), p.component_log_density(z), rtol=1e-12)
+
+
+def test_petal_draws_follow_their_component() -> None:
+    p = MixturePrior(5, k=4, radius=3.0, radial_std=0.5, tangential_std=0.2)
+    z = p.sample(40_000, np.random.default_rng(0), labels=np.full(40_000, 1))  # petal 1: along +y
+    for pair in (0, 1):
+        x, y = z[:, 2 * pair], z[:, 2 * pair + 1]
+        np.testing.assert_allclose([x.mean(), y.mean(), x.std(), y.std()], [0.0, 3.0, 0.2, 0.5], atol=0.01)
+    np.testing.assert_allclose([z[:, 4].mean(), z[:, 4].std()], [0.0, 0.5], atol=0.01)  # the odd last dim
+    free = p.sample(40_000, np.random.default_rng(1))  # without labels: every petal equally often
+    np.testing.assert_allclose(np.bincount(p.region_of(free), minlength=4) / 40_000, [0.25] * 4, atol=0.01)
+
+
+def test_priors_without_regions_say_so_and_regions_are_integers() -> None:
+    with pytest.raises(UsageError) as info:
+        GaussianPrior(2).region_of(np.zeros((1, 2)))
+    assert str(info.value) == "the 'gaussian' prior has no per-label regions"
+    s = SwissRollPrior(2)
+    assert s.region_of(s.sample(3, np.random.default_rng(0))).dtype == np.int64
+
+
+def test_spec_carries_the_parameters() -> None:
+    p = MixturePrior(4, k=3, radius=2.5)
+    assert p.spec() == PriorSpec("mog", p.params()) and make_prior(p.spec(), 4).params() == p.params()
