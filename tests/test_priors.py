@@ -328,3 +328,37 @@ def test_priors_without_regions_say_so_and_regions_are_integers() -> None:
 def test_spec_carries_the_parameters() -> None:
     p = MixturePrior(4, k=3, radius=2.5)
     assert p.spec() == PriorSpec("mog", p.params()) and make_prior(p.spec(), 4).params() == p.params()
+
+
+def test_swiss_roll_defaults_refusals_and_its_one_shape() -> None:
+    s = SwissRollPrior(2)
+    assert s.dim == 2 and s.params() == {"k": 10, "scale": 4.0, "turns": 2.0, "noise": 0.05}
+    for kw in ({"k": 0}, {"scale": 0.0}, {"turns": 0.0}, {"noise": -0.1}):
+        with pytest.raises(BundleError) as info:
+            SwissRollPrior(2, **kw)
+        assert str(info.value) == "swissroll prior: need k >= 1, scale > 0, turns > 0, noise >= 0", kw
+    SwissRollPrior(2, k=1, scale=0.5, turns=0.5, noise=0.0)  # the smallest valid values
+
+
+def test_swiss_roll_draws_lie_on_the_roll_and_cover_it() -> None:
+    # radius = scale sqrt(u) and angle = turns 2 pi sqrt(u): the angle grows with the radius, 2 pi
+    # per scale / turns of radius
+    s = SwissRollPrior(2, k=4, scale=3.0, turns=1.5, noise=0.0)
+    z = s.sample(5_000, np.random.default_rng(0)).astype(np.float64)
+    r = np.hypot(z[:, 0], z[:, 1])
+    gap = np.angle(np.exp(1j * (np.arctan2(z[:, 1], z[:, 0]) - 1.5 * 2 * np.pi * r / 3.0)))
+    assert np.abs(gap).max() < 1e-4
+    np.testing.assert_allclose(np.bincount(s.region_of(z), minlength=4) / 5_000, [0.25] * 4, atol=0.03)
+    jitter = SwissRollPrior(2, noise=0.3).sample(20_000, np.random.default_rng(0), labels=np.zeros(20_000, int))
+    spread = jitter - SwissRollPrior(2, noise=0.0).sample(
+        20_000, np.random.default_rng(0), labels=np.zeros(20_000, int)
+    )
+    np.testing.assert_allclose(spread.std(0), [0.3, 0.3], rtol=0.03)  # independent noise per code and axis
+
+
+def test_swiss_roll_regions_of_many_codes() -> None:
+    # more codes than one 512-row distance block: every code gets the class of its own arc segment
+    s = SwissRollPrior(2, k=10, noise=0.0)
+    labels = np.arange(1_200) % 10
+    z = s.sample(1_200, np.random.default_rng(0), labels=labels)
+    np.testing.assert_array_equal(s.region_of(z), labels)
