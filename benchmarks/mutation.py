@@ -287,8 +287,12 @@ def readme_paragraph(r: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Score = (killed + timed out) / (run - equivalent); every survivor and the reason it is equivalent is",
-        "listed in `benchmarks/results/mutation.md`. Run times are on 2 shared cores at `nice 19`.",
+        "Score = (killed + timed out) / (run - equivalent); every survivor, and why it is equivalent (cannot",
+        "change behaviour) or accepted (changes it only where no user relies on it), is listed in",
+        "`benchmarks/results/mutation.md`, from `benchmarks/mutation_explained.json`. Each mutant runs only the",
+        "tests that reach the changed function, fastest first, stopping at the first failure (tests/conftest.py);",
+        "one that only slows the tests down gets 4x their time plus two minutes, then counts as timed out. Run",
+        "times are on 2 shared cores at `nice 19`, while other work ran.",
     ]
     if left:
         lines += ["", f"Not run yet (or not finished): {', '.join(f'`{f}`' for f in left)}."]
