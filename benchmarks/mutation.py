@@ -8,9 +8,11 @@
 by module, smallest first. mutmut copies the package into `mutants/`, makes every mutant there (an
 operator, a constant, an argument changed), runs the selected tests once to record which tests reach
 each function (its stats phase), then runs each mutant in a forked process against only those tests.
-Its state stays in `mutants/`, so `run` resumes: each call passes mutmut only the mutants without a
-result yet. `--until` / `--max-minutes` stop mutmut (SIGINT, then SIGKILL) at a wall-clock limit; the
-mutants it finished keep their results. Runs are niced, since the machine is shared.
+Its state stays in `mutants/`, and the results (a .meta file per module) are also saved to
+benchmarks/results/mutation-state.json.gz, which is committed: so `run` resumes, in a fresh checkout
+too (mutmut keeps the result of every mutant whose function has not changed). Each call passes mutmut
+only the mutants without a result yet. `--until` / `--max-minutes` stop mutmut (SIGINT, then
+SIGKILL) at a wall-clock limit; the mutants it finished keep their results. Runs are niced, since the machine is shared.
 
 `report` (also written after every `run`) reads `mutants/**/*.meta` and writes
 benchmarks/results/mutation.{json,md}: per module the mutants made, run, killed, survived, and the
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gzip
 import json
 import os
 import signal
@@ -36,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MUTANTS = ROOT / "mutants"
+STATE = RESULTS / "mutation-state.json.gz"  # mutmut's per-mutant results, so a fresh checkout resumes
 
 # Smallest first, so a short run finishes whole modules.
 MODULES: dict[str, str] = {
@@ -247,6 +251,32 @@ def report(runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return out
 
 
+def save_state() -> None:
+    """Keep every module's mutmut results (mutants/**/*.meta: exit code per mutant, and a hash per
+    function) in STATE, committed beside the report: mutants/ is not (it holds a copy of the package
+    and its bundles), so without this a fresh checkout would start the whole run again."""
+    files = {path + ".meta": json.loads((MUTANTS / (path + ".meta")).read_text())
+             for path in MODULES.values() if (MUTANTS / (path + ".meta")).is_file()}  # fmt: skip
+    if files:
+        data = json.dumps({"mutmut": _mutmut_version(), "files": files}, sort_keys=True).encode()
+        STATE.write_bytes(gzip.compress(data, mtime=0))  # mtime 0: same results, same bytes
+
+
+def restore_state() -> bool:
+    """Before the first mutmut call in a fresh checkout: put the saved .meta files back. mutmut then
+    keeps the result of every mutant whose function is unchanged (it compares the function hashes)
+    and runs only the new or changed ones. Returns whether anything was restored."""
+    if not STATE.is_file() or any((MUTANTS / (p + ".meta")).is_file() for p in MODULES.values()):
+        return False
+    saved = json.loads(gzip.decompress(STATE.read_bytes()))
+    for name, meta in saved["files"].items():
+        target = MUTANTS / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(meta))
+    print(f"[{_now()}] restored {len(saved['files'])} modules' results from {STATE.relative_to(ROOT)}")
+    return True
+
+
 def start_campaign() -> None:
     """No mutmut state here (a fresh checkout): every mutant runs again, so the run times of the report
     on disk describe an earlier campaign. Keep them aside, so that the new table adds up this one's."""
@@ -268,7 +298,8 @@ def readme_paragraph(r: dict[str, Any]) -> str:
         "",
         "[mutmut](https://mutmut.readthedocs.io) 3 changes the runtime's core one small mistake at a time (an",
         "operator, a constant, an argument) and runs the tests that reach the changed function; a mutant the",
-        "tests miss is a hole in them. Install the dev extra, then run or resume it (state in `mutants/`):",
+        "tests miss is a hole in them. Install the dev extra, then run or resume it (state in `mutants/`, results",
+        "also in `benchmarks/results/mutation-state.json.gz`, so a fresh checkout resumes too):",
         "",
         "```bash",
         "python benchmarks/mutation.py run --until 06:00    # niced; stops at that UTC time, resumable",
@@ -376,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "report":
         out = report()
+        save_state()
         print(markdown(out))
         return 0
     wanted = [m.strip() for m in args.modules.split(",") if m.strip()]
@@ -383,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"unknown module(s) {', '.join(bad)}; choose from {', '.join(MODULES)}")
     deadline = _deadline(args.until, args.max_minutes)
-    if not (MUTANTS / "mutmut-stats.json").is_file():
+    if not (MUTANTS / "mutmut-stats.json").is_file() and not restore_state():
         start_campaign()
     MUTANTS.mkdir(exist_ok=True)
     log = MUTANTS / "run.log"  # mutmut's own output, beside its state
@@ -394,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         info = run_module(module, deadline, args.max_children, args.nice, log, args.retest)
         print(f"[{_now()}] {info}")
         report([info])  # after each module, so a stopped run still leaves its results
+        save_state()
     print(markdown(report()))
     return 0
 

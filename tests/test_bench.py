@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,27 @@ def test_latency_benchmark_writes_its_results(tmp_path: Path) -> None:
     for name in ("latency.png", "latency-encode.png"):
         with Image.open(tmp_path / name) as img:
             assert img.format == "PNG" and img.size[0] > 300
+
+
+def test_mutation_results_survive_a_fresh_checkout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # benchmarks/mutation.py keeps mutmut's per-module results in a committed file and puts them back
+    # when mutants/ is missing, so a long run resumes instead of starting again
+    from benchmarks import mutation
+
+    mutants, state = tmp_path / "mutants", tmp_path / "results" / "mutation-state.json.gz"
+    state.parent.mkdir()
+    monkeypatch.setattr(mutation, "MUTANTS", mutants)
+    monkeypatch.setattr(mutation, "STATE", state)
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    meta = {"exit_code_by_key": {"vaegen_infer.io.x_save_npy__mutmut_1": 1}, "hash_by_function_name": {"x": "h"}}
+    (mutants / "vaegen_infer").mkdir(parents=True)
+    (mutants / "vaegen_infer" / "io.py.meta").write_text(json.dumps(meta))
+    mutation.save_state()
+    first = state.read_bytes()
+    mutation.save_state()
+    assert state.read_bytes() == first  # same results, same bytes: no churn in git
+    assert mutation.restore_state() is False  # mutants/ has results: nothing to restore
+    shutil.rmtree(mutants)  # a fresh checkout
+    assert mutation.restore_state() is True
+    assert json.loads((mutants / "vaegen_infer" / "io.py.meta").read_text()) == meta
+    assert set(mutation.load_results()) == {"vaegen_infer.io.x_save_npy__mutmut_1"}
