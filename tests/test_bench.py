@@ -127,3 +127,25 @@ def test_mutation_results_survive_a_fresh_checkout(tmp_path: Path, monkeypatch: 
     assert mutation.restore_state() is True
     assert json.loads((mutants / "vaegen_infer" / "io.py.meta").read_text()) == meta
     assert set(mutation.load_results()) == {"vaegen_infer.io.x_save_npy__mutmut_1"}
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "want"),
+    [
+        (0, 4316, [0, 1000, 2000, 3000, 4000, 5000]),
+        (0, 0.14, [0.0, 0.05, 0.1, 0.15]),
+        (-3, 7, [-4, -2, 0, 2, 4, 6, 8]),
+        (30_000, 210_000, [0, 50_000, 100_000, 150_000, 200_000, 250_000]),
+    ],
+)
+def test_chart_axes_are_labelled_at_round_values(lo: float, hi: float, want: list[float]) -> None:
+    from vaegen_infer.plots import nice_ticks
+
+    assert nice_ticks(lo, hi) == pytest.approx(want)
+
+
+def test_log_axes_get_one_two_five_ticks_or_powers_of_ten() -> None:
+    from vaegen_infer.plots import _log_ticks
+
+    assert _log_ticks(0.3, 30) == pytest.approx([0.5, 1, 2, 5, 10, 20])
+    assert _log_ticks(0.05, 120) == pytest.approx([0.1, 1, 10, 100])  # 1-2-5 would give 11 ticks

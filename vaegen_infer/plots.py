@@ -3,6 +3,7 @@ density) and a simple line chart used by the benchmarks."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,6 +107,33 @@ def latent_map(
     return img
 
 
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About `count` round tick values, 1, 2 or 5 times a power of ten apart, whose first is at or
+    below `lo` and last at or above `hi` (the axis then runs from the first to the last)."""
+    span = hi - lo if hi > lo else (abs(hi) or 1.0)
+    raw = span / count
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw * (1 - 1e-9))
+    first = math.floor(lo / step + 1e-9) * step
+    n = max(1, math.ceil((hi - first) / step - 1e-9))
+    return [round(first + i * step, 12) for i in range(n + 1)]
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Tick values for a log axis spanning [lo, hi] (values, not logs): 1-2-5 per decade, or only
+    the powers of ten when that would give more than 8."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    for mantissas in ((1, 2, 5), (1,)):
+        ticks = [m * 10.0**d for d in decades for m in mantissas if lo <= m * 10.0**d <= hi]
+        if len(ticks) <= 8:
+            break
+    return ticks
+
+
+def _label(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:g}"
+
+
 def line_chart(
     series: dict[str, tuple[Sequence[float], Sequence[float]]],
     title: str,
@@ -115,7 +143,9 @@ def line_chart(
     log_y: bool = True,
     size: tuple[int, int] = (720, 440),
 ) -> Image.Image:
-    """One line per series name -> (xs, ys), on log axes by default, with a legend."""
+    """One line per series name -> (xs, ys), on log axes by default, with a legend. A log x axis is
+    labelled at each x given (batch sizes, client counts); linear axes at round values, and a linear
+    y axis of non-negative values starts at 0."""
     width, height = size
     left, right, top, bottom = 70, 170, 34, 50
     img = Image.new("RGB", size, (255, 255, 255))
@@ -125,29 +155,38 @@ def line_chart(
     all_y = np.concatenate([np.asarray(ys, float) for _, ys in series.values()])
     fx = np.log10 if log_x else (lambda v: np.asarray(v, float))
     fy = np.log10 if log_y else (lambda v: np.asarray(v, float))
-    x0, x1 = float(fx(all_x.min())), float(fx(all_x.max()))
-    y0, y1 = float(fy(all_y.min())), float(fy(all_y.max()))
+    if log_x:
+        x_ticks = sorted(set(all_x.tolist()))
+        x0, x1 = float(fx(all_x.min())), float(fx(all_x.max()))
+    else:
+        x_ticks = nice_ticks(float(all_x.min()), float(all_x.max()))
+        x0, x1 = x_ticks[0], x_ticks[-1]
     if x1 == x0:
         x1 = x0 + 1
-    pad = (y1 - y0) * 0.08 or 0.5
-    y0, y1 = y0 - pad, y1 + pad
+    if log_y:
+        y0, y1 = float(fy(all_y.min())), float(fy(all_y.max()))
+        pad = (y1 - y0) * 0.08 or 0.5
+        y0, y1 = y0 - pad, y1 + pad
+        y_ticks = _log_ticks(10**y0, 10**y1)
+    else:
+        low = 0.0 if all_y.min() >= 0 else float(all_y.min())
+        y_ticks = nice_ticks(low, float(all_y.max()))
+        y0, y1 = y_ticks[0], y_ticks[-1]
     pw, ph = width - left - right, height - top - bottom
 
     def px(x: float, y: float) -> tuple[float, float]:
         return (left + (float(fx(x)) - x0) / (x1 - x0) * pw, top + (1 - (float(fy(y)) - y0) / (y1 - y0)) * ph)
 
     draw.rectangle((left, top, left + pw, top + ph), outline=(80, 80, 80))
-    for xv in sorted(set(all_x.tolist())):
-        x, _ = px(xv, all_y.min())
+    for xv in x_ticks:
+        x, _ = px(xv, 10**y0 if log_y else y0)
         draw.line((x, top + ph, x, top + ph + 4), fill=(80, 80, 80))
-        draw.text((x, top + ph + 6), f"{xv:g}", fill=(60, 60, 60), font=font, anchor="mt")
-    for t in np.linspace(0, 1, 6):
-        yv = y0 + t * (y1 - y0)
-        y = top + (1 - t) * ph
+        draw.text((x, top + ph + 6), _label(xv), fill=(60, 60, 60), font=font, anchor="mt")
+    for yv in y_ticks:
+        _, y = px(x_ticks[0], yv)
         draw.line((left - 4, y, left, y), fill=(80, 80, 80))
         draw.line((left, y, left + pw, y), fill=(235, 235, 235))
-        shown = 10**yv if log_y else yv
-        draw.text((left - 6, y), f"{shown:.3g}", fill=(60, 60, 60), font=font, anchor="rm")
+        draw.text((left - 6, y), _label(yv), fill=(60, 60, 60), font=font, anchor="rm")
     for i, (name, (xs, ys)) in enumerate(series.items()):
         pts = [px(x, y) for x, y in zip(xs, ys)]
         draw.line(pts, fill=_colour(i), width=2)
