@@ -17,7 +17,6 @@ benchmarks/levers.md (written by benchmarks/levers.py, which includes benchmarks
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ RUNS = ROOT / "runs" / "aae-levers"
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.levers import run_variants  # noqa: E402  (after the path set-up: run as a script)
+from benchmarks.levers import run_variant_cli, variant_parser  # noqa: E402  (after the path set-up: run as a script)
 
 BASE = "--model aae --prior gaussian --binarize dynamic"
 # name -> (what changes, fit flags, epochs)
@@ -65,6 +64,7 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
         100,
     ),
     "d16-slow-gen": ("d8-slow-gen with a 16-D code", BASE + " --latent-dim 16 --lr-gen 2e-4 --warmup-epochs 5", 100),
+    "d4-slow-gen": ("d8-slow-gen with a 4-D code", BASE + " --latent-dim 4 --lr-gen 2e-4 --warmup-epochs 5", 100),
 }
 
 
@@ -198,34 +198,18 @@ def _include_in_levers_md(section: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", nargs="*", default=None, help="Run these variants only (results are merged).")
-    parser.add_argument("--rescore", action="store_true", help="Score the existing runs again, no training.")
+    parser = variant_parser(__doc__)
     parser.add_argument(
         "--references", type=Path, default=None, metavar="MNIST_DIR",
         help="Instead: the test Parzen figure of the training images, k-means centroids and mnist-vae's samples.",
     )  # fmt: skip
-    parser.add_argument("--score", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.score is not None:
-        print(json.dumps(score(args.score)))
-        return
     if args.references is not None:
         refs = references(args.references)
         (RESULTS / "parzen-references.json").write_text(json.dumps(refs, indent=2) + "\n")
         print(json.dumps(refs, indent=2))
         return
-    names = args.only or list(VARIANTS)
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"error: unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    plan = {n: (flags, epochs) for n, (_, flags, epochs) in VARIANTS.items()}
-    results = run_variants(
-        names, plan, RESULTS / "aae-levers.json", args.jobs, args.rescore, runs=RUNS, prefix="aae-lever",
-        script=Path(__file__),
-    )  # fmt: skip
-    write_table(results)
+    run_variant_cli(args, VARIANTS, score, write_table, RESULTS / "aae-levers.json", RUNS, "aae-lever", Path(__file__))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -142,6 +143,34 @@ def run_variants(
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def variant_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line every lever script shares: --jobs, --only, --rescore (and --score BUNDLE,
+    which train_and_score calls in a fresh process)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--only", nargs="*", default=None, help="Run these variants only (results are merged).")
+    parser.add_argument("--rescore", action="store_true", help="Score the existing runs again, no training.")
+    parser.add_argument("--score", type=Path, default=None, help=argparse.SUPPRESS)
+    return parser
+
+
+def run_variant_cli(
+    args: argparse.Namespace, variants: dict[str, tuple[str, str, int]], score: Callable[[Path], dict[str, object]],
+    write_table: Callable[[dict[str, dict[str, object]]], None], out_json: Path, runs: Path, prefix: str, script: Path,
+) -> None:  # fmt: skip
+    """What variant_parser's arguments ask: score one bundle, or train and score the chosen variants
+    (name -> (what changes, fit flags, epochs)), merge them into OUT_JSON and write the table."""
+    if args.score is not None:
+        print(json.dumps(score(args.score)))
+        return
+    names = args.only or list(variants)
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        raise SystemExit(f"error: unknown variants {unknown}; known: {', '.join(variants)}")
+    plan = {n: (flags, epochs) for n, (_, flags, epochs) in variants.items()}
+    write_table(run_variants(names, plan, out_json, args.jobs, args.rescore, runs=runs, prefix=prefix, script=script))
 
 
 def score(bundle: Path) -> dict[str, object]:

@@ -14,8 +14,6 @@ Results: benchmarks/results/saae-levers.json and the "Supervised AAE" section of
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,7 +23,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.aae_levers import _include_in_levers_md  # noqa: E402  (after the path set-up: run as a script)
-from benchmarks.levers import run_variants  # noqa: E402
+from benchmarks.levers import run_variant_cli, variant_parser  # noqa: E402
 
 # What every variant shares (README, "The supervised AAE"); the code size and critic weight vary.
 BASE = "--model aae --supervised --prior gaussian --binarize dynamic --lr-gen 3e-4"
@@ -111,25 +109,10 @@ def write_table(results: dict[str, dict[str, object]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--only", nargs="*", default=None, help="Run these variants only (results are merged).")
-    parser.add_argument("--rescore", action="store_true", help="Score the existing runs again, no training.")
-    parser.add_argument("--score", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.score is not None:
-        print(json.dumps(score(args.score)))
-        return
-    names = args.only or list(VARIANTS)
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        raise SystemExit(f"error: unknown variants {unknown}; known: {', '.join(VARIANTS)}")
-    plan = {n: (flags, epochs) for n, (_, flags, epochs) in VARIANTS.items()}
-    results = run_variants(
-        names, plan, RESULTS / "saae-levers.json", args.jobs, args.rescore, runs=RUNS, prefix="saae-lever",
-        script=Path(__file__),
-    )  # fmt: skip
-    write_table(results)
+    args = variant_parser(__doc__).parse_args()
+    run_variant_cli(
+        args, VARIANTS, score, write_table, RESULTS / "saae-levers.json", RUNS, "saae-lever", Path(__file__)
+    )
 
 
 if __name__ == "__main__":
