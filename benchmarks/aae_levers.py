@@ -65,6 +65,16 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
     ),
     "d16-slow-gen": ("d8-slow-gen with a 16-D code", BASE + " --latent-dim 16 --lr-gen 2e-4 --warmup-epochs 5", 100),
     "d4-slow-gen": ("d8-slow-gen with a 4-D code", BASE + " --latent-dim 4 --lr-gen 2e-4 --warmup-epochs 5", 100),
+    "d8-slow-gen-wide-disc": (
+        "d8-slow-gen with a discriminator twice as wide (1,024 units)",
+        BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5 --disc-hidden 1024",
+        100,
+    ),
+    "d8-slow-gen-e200": (
+        "d8-slow-gen trained twice as long",
+        BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5",
+        200,
+    ),
 }
 
 
