@@ -323,7 +323,9 @@ def readme_paragraph(r: dict[str, Any]) -> str:
         "`benchmarks/results/mutation.md`, from `benchmarks/mutation_explained.json`. Each mutant runs only the",
         "tests that reach the changed function, fastest first, stopping at the first failure (tests/conftest.py);",
         "one that only slows the tests down gets 4x their time plus two minutes, then counts as timed out. Run",
-        "times are on 2 shared cores at `nice 19`, while other work ran.",
+        "times are on 2 shared cores at `nice 19`, while other work ran. After adding tests, `run --retest`",
+        "runs the survivors again; a new test file must also be listed in `pytest_add_cli_args_test_selection`",
+        "(pyproject.toml), and mutmut treats a change of that list as a reason to run every mutant again.",
     ]
     if left:
         lines += ["", f"Not run yet (or not finished): {', '.join(f'`{f}`' for f in left)}."]
@@ -425,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
             break
         info = run_module(module, deadline, args.max_children, args.nice, log, args.retest)
         print(f"[{_now()}] {info}")
-        report([info])  # after each module, so a stopped run still leaves its results
+        report([info] if "minutes" in info else [])  # after each module, so a stopped run still leaves its results
         save_state()
     print(markdown(report()))
     return 0

@@ -112,6 +112,8 @@ ONE = {"factor": "x", "mi": 0.1}
 @pytest.mark.parametrize(
     ("change", "message"),
     [
+        (lambda d: d.update(latent_factors={"factors": ["x"]}),
+         "missing key 'latent_factors.per_dim' (a list with one entry per latent dimension)"),
         (lambda d: d.update(latent_factors={"per_dim": []}),
          "'latent_factors.per_dim' must be a list of 32 entries (one per latent dimension), got []"),
         (lambda d: d.update(latent_factors={"per_dim": "all"}),
