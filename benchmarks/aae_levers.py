@@ -75,6 +75,11 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
         BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5",
         200,
     ),
+    "d8-slow-gen-e300": (
+        "d8-slow-gen trained three times as long",
+        BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5",
+        300,
+    ),
 }
 
 
