@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,25 @@ MNIST_DIR = Path(os.environ.get("VAEGEN_INFER_TEST_MNIST") or ROOT.parent / "sha
 VAE_DIM: int = json.loads((ROOT / "exported" / "mnist-vae" / "model.json").read_text())["latent_dim"]
 if str(ROOT) not in sys.path:  # `train` runs from the checkout, it is not installed
     sys.path.insert(0, str(ROOT))
+
+
+def _shipped_model(name: str) -> Any:
+    """A session-wide fixture loading the shipped bundle `name` on the CPU (a module may define its own)."""
+
+    @pytest.fixture(scope="session")
+    def fixture() -> Any:
+        import vaegen_infer as vi
+
+        return vi.load(name, providers="cpu")
+
+    return fixture
+
+
+vae = _shipped_model("mnist-vae")
+vae2d = _shipped_model("mnist-vae-2d")
+aae = _shipped_model("mnist-aae")
+saae = _shipped_model("mnist-saae")
+rgb = _shipped_model("color-dsprites")
 
 
 @pytest.fixture(autouse=True)

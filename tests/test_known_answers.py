@@ -36,21 +36,6 @@ def _vector(name: str, attribute: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def vae() -> vi.Model:
-    return vi.load("mnist-vae", providers="cpu")
-
-
-@pytest.fixture(scope="module")
-def vae2d() -> vi.Model:
-    return vi.load("mnist-vae-2d", providers="cpu")
-
-
-@pytest.fixture(scope="module")
-def aae() -> vi.Model:
-    return vi.load("mnist-aae", providers="cpu")
-
-
-@pytest.fixture(scope="module")
 def digits() -> np.ndarray:
     """Six MNIST test digits (1, 28, 28) float32; decoded samples when the data set is absent."""
     if MNIST_DIR.is_dir():

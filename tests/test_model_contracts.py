@@ -38,31 +38,6 @@ def _refuses(error: type[Exception], message: str, call: Callable[[], Any]) -> N
 
 
 @pytest.fixture(scope="module")
-def vae() -> vi.Model:
-    return vi.load("mnist-vae", providers="cpu")
-
-
-@pytest.fixture(scope="module")
-def vae2d() -> vi.Model:
-    return vi.load("mnist-vae-2d", providers="cpu")
-
-
-@pytest.fixture(scope="module")
-def aae() -> vi.Model:
-    return vi.load("mnist-aae", providers="cpu")
-
-
-@pytest.fixture(scope="module")
-def saae() -> vi.Model:
-    return vi.load("mnist-saae", providers="cpu")
-
-
-@pytest.fixture(scope="module")
-def rgb() -> vi.Model:
-    return vi.load("color-dsprites", providers="cpu")
-
-
-@pytest.fixture(scope="module")
 def digits(vae: vi.Model) -> np.ndarray:
     """Five decoded digits (5, 1, 28, 28) float32, binarised as the Bernoulli likelihood assumes."""
     return (vae.sample(5, seed=11) > 0.5).astype(np.float32)
