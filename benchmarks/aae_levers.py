@@ -80,6 +80,11 @@ VARIANTS: dict[str, tuple[str, str, int]] = {
         BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5",
         300,
     ),
+    "d8-slow-gen-e400": (
+        "d8-slow-gen trained four times as long",
+        BASE + " --latent-dim 8 --lr-gen 2e-4 --warmup-epochs 5",
+        400,
+    ),
 }
 
 
