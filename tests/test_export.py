@@ -41,6 +41,83 @@ def test_random_weights_export_with_parity_at_batches_1_7_64(exporter: str) -> N
     assert max(worst.values()) <= PARITY_TOL
 
 
+@pytest.mark.parametrize(("film", "pooled"), [(True, False), (False, True), (True, True)])
+def test_film_decoder_and_pooled_encoder_export_with_parity(film: bool, pooled: bool) -> None:
+    from train.config import ModelConfig
+    from train.models import Autoencoder
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        image_shape=(3, 32, 32), latent_dim=5, channels=(4, 8, 8), hidden=16, film=film, pooled_input=pooled
+    )
+    model = Autoencoder(cfg).eval()
+    names = set(model.state_dict())
+    assert ("decoder.film.2.weight" in names) is film  # one (gamma, beta) map per transposed convolution
+    assert model.encoder.fc[1].in_features == 8 * 4 * 4 + (6 if pooled else 0)  # + mean and max of 3 channels
+    graphs = export_graphs(model)
+    assert max(check_graphs(model, graphs, batches=(1, 7, 64)).values()) <= PARITY_TOL
+
+
+def test_film_changes_how_the_code_paints_and_pooled_input_sees_colour() -> None:
+    """FiLM: the code scales the feature maps (h * (1 + gamma(z)) with gamma set to z0 here); the
+    pooled path makes the code depend on a colour change that a (here zero-weight) conv stack cannot see."""
+    from train.config import ModelConfig
+    from train.models import Autoencoder
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(image_shape=(3, 8, 8), latent_dim=2, channels=(4,), hidden=8, film=True, pooled_input=True)
+    model = Autoencoder(cfg).eval()
+    with torch.no_grad():
+        # The last stage's input is h * (1 + gamma(z)) + beta(z): set gamma = z[:, 0] on every channel, beta = 0
+        model.decoder.film[0].weight.zero_()
+        model.decoder.film[0].bias.zero_()
+        model.decoder.film[0].weight[:4, 0] = 1.0
+        z = torch.tensor([[1.0, 0.0]])
+        h = model.decoder.fc(z).view(1, 4, 4, 4)
+        want = model.decoder.deconv[0](h * 2.0)  # z0 = 1 doubles every feature map
+        got = model.decoder(z)
+        assert torch.allclose(got, want, atol=1e-6)
+        model.encoder.conv[0].weight.zero_()  # the conv path now sees nothing
+        a = torch.zeros(1, 3, 8, 8)
+        b = a.clone()
+        a[0, 0, 2:4, 2:4], b[0, 1, 2:4, 2:4] = 0.9, 0.9  # a red square, a green square
+        assert not torch.allclose(model.encoder(a), model.encoder(b))
+
+
+def test_film_and_pooled_input_are_conv_options() -> None:
+    from train.config import ModelConfig
+    from vaegen_infer.errors import UsageError
+
+    with pytest.raises(UsageError, match="film and pooled_input are options of the conv architecture"):
+        ModelConfig(arch="mlp", film=True)
+
+
+def test_plain_conv_checkpoints_keep_their_parameter_names() -> None:
+    """Old runs load: without FiLM or pooling the parameter names are those of every earlier checkpoint."""
+    from train.config import ModelConfig
+    from train.models import Autoencoder
+
+    names = list(Autoencoder(ModelConfig(latent_dim=2, channels=(4, 8), hidden=8)).state_dict())
+    assert names == [
+        "encoder.conv.0.weight", "encoder.conv.0.bias", "encoder.conv.2.weight", "encoder.conv.2.bias",
+        "encoder.fc.1.weight", "encoder.fc.1.bias", "encoder.out.weight", "encoder.out.bias",
+        "decoder.fc.0.weight", "decoder.fc.0.bias", "decoder.fc.2.weight", "decoder.fc.2.bias",
+        "decoder.deconv.0.weight", "decoder.deconv.0.bias", "decoder.deconv.2.weight", "decoder.deconv.2.bias",
+    ]  # fmt: skip
+
+
+def test_logit_error_allows_float32_cancellation_but_not_real_differences() -> None:
+    from train.export import logit_error
+
+    want = np.array([-1140.0, -0.68, 3.0, 25.0])
+    # a logit near zero that cancels terms of size ~1,000 may be off by 1.8e-5 (measured): accepted
+    assert logit_error(want + np.array([0.0, 1.8e-5, 0.0, 0.0]), want).max() <= PARITY_TOL
+    # the same error without large logits in the batch is a real difference
+    assert logit_error(np.array([-0.68 + 1.8e-5, 3.0]), np.array([-0.68, 3.0])).max() > PARITY_TOL
+    # large logits are compared relative to their own size: 25 -> 25.001 is 4e-5 off
+    assert logit_error(want + np.array([0.0, 0.0, 0.0, 1e-3]), want).max() == pytest.approx(4e-5)
+
+
 def test_parity_check_catches_a_graph_that_disagrees() -> None:
     from train.config import ModelConfig
     from train.models import Autoencoder

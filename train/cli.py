@@ -138,6 +138,20 @@ def fit(
         str, typer.Option(help="VAE: encoder gradient of the IWAE bound, iwae or dreg (doubly reparameterised).")
     ] = "iwae",
     blocks: Annotated[int, typer.Option(min=0, help="Extra 3x3 convolutions per resolution.")] = 0,
+    film: Annotated[
+        bool,
+        typer.Option(
+            help="Conv decoder: scale and shift each stage's feature maps per channel by a linear map of the code "
+            "(FiLM). Lets the decoder paint a colour onto a shape; measured on Color-dSprites, see the README."
+        ),
+    ] = False,
+    pooled_input: Annotated[
+        bool,
+        typer.Option(
+            help="Conv encoder: feed each input channel's mean and maximum over the image to the dense layer "
+            "(a direct path for global colour)."
+        ),
+    ] = False,
     prior: Annotated[
         str, typer.Option(help="AAE: gaussian, mog, swissroll or uniform. VAE: gaussian or vamp (learned mixture).")
     ] = "gaussian",
@@ -222,7 +236,8 @@ def fit(
                 epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
                 objective=objective, beta=beta,
                 warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate,
-                iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, prior=prior,
+                iw_samples=iw_samples, iw_estimator=iw_estimator, blocks=blocks, film=film, pooled_input=pooled_input,
+                prior=prior,
                 prior_param=prior_param, conditional=conditional, supervised=supervised, posterior=posterior,
                 label_fraction=label_fraction, label_critic=label_critic,
                 lr_disc=lr_disc, lr_gen=lr_gen, disc_hidden=disc_hidden, disc_noise=disc_noise,
@@ -252,7 +267,8 @@ def _configs(
     epoch_images: int, batch_size: int,
     lr: float | None, lr_schedule: str, objective: str, beta: float, warmup_epochs: int, free_bits: float,
     binarize: str,
-    shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, prior: str,
+    shift: float, rotate: float, iw_samples: int, iw_estimator: str, blocks: int, film: bool, pooled_input: bool,
+    prior: str,
     prior_param: list[str] | None, conditional: bool, supervised: bool, posterior: str | None, label_fraction: float,
     label_critic: float, lr_disc: float,
     lr_gen: float, disc_hidden: int, disc_noise: float, region_weight: float,
@@ -300,7 +316,8 @@ def _configs(
         conv_widths = (32, 64)
     mcfg = ModelConfig(
         kind=model, arch=arch, image_shape=shape, latent_dim=latent_dim,
-        channels=conv_widths, hidden=hidden, activation=activation, blocks=blocks,
+        channels=conv_widths, hidden=hidden, activation=activation, blocks=blocks, film=film,
+        pooled_input=pooled_input,
         posterior=posterior or ("gaussian" if model == "vae" else "deterministic"),
         prior=prior, prior_params=_prior_params(prior_param or []), conditional=conditional, disc_hidden=disc_hidden,
         decoder_labels=len(split.labels or []) if supervised else 0,

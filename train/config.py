@@ -72,6 +72,15 @@ class ModelConfig:
     disc_hidden: int = 512  # AAE discriminator width (two hidden layers)
     dropout: float = 0.0  # VAE/AAE: dropout after every hidden activation while training (identity when exported)
     likelihood: str = "bernoulli"  # decoder distribution p(x | z): bernoulli | gaussian
+    # Conv decoder: before each transposed convolution, scale and shift every feature map by a linear
+    # map of the code (FiLM, Perez et al. 2018): h * (1 + gamma(z)) + beta(z). A plain stack paints
+    # colour onto a shape only through ReLU tricks; measured on Color-dSprites with the true colour
+    # given to the decoder, it still painted every shape grey after 200 s, FiLM within 20 s.
+    film: bool = False
+    # Conv encoder: the input's per-channel mean and maximum over the image (2C numbers) join the
+    # flattened features at the dense layer, a direct path for global colour that strided
+    # convolutions over a small shape pass on only weakly.
+    pooled_input: bool = False
 
     def __post_init__(self) -> None:
         from vaegen_infer.priors import PRIORS
@@ -95,6 +104,8 @@ class ModelConfig:
         _at_least("disc_hidden", self.disc_hidden, 1)
         _in_range("dropout", self.dropout, 0.0, 1.0, high_open=True)
         _choice("likelihood", self.likelihood, LIKELIHOODS)
+        if (self.film or self.pooled_input) and self.arch != "conv":
+            raise UsageError("film and pooled_input are options of the conv architecture; use arch 'conv'")
         if self.kind == "vae" and (self.conditional or self.posterior == "deterministic"):
             raise UsageError("a VAE has a Gaussian posterior and no conditional prior; use kind 'aae' for those")
         _at_least("decoder_labels", self.decoder_labels, 0)

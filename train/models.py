@@ -77,11 +77,17 @@ class ConvEncoder(nn.Module):
                 layers += [nn.Conv2d(width, width, 3, padding=1), _act(cfg)]
             c, h, w = width, h // 2, w // 2
         self.conv = nn.Sequential(*layers)
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, cfg.hidden), _act(cfg))
+        self.pooled = cfg.pooled_input
+        pooled = 2 * cfg.image_shape[0] if self.pooled else 0
+        # (Flatten stays first, a no-op on the flat input, so checkpoints keep their parameter names.)
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w + pooled, cfg.hidden), _act(cfg))
         self.out = nn.Linear(cfg.hidden, encoder_width(cfg))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.fc(self.conv(x)))
+        h = self.conv(x).flatten(1)  # (N, C_last * H_last * W_last)
+        if self.pooled:  # + (N, 2C): each input channel's mean and maximum over the image
+            h = torch.cat([h, x.mean(dim=(2, 3)), x.amax(dim=(2, 3))], dim=1)
+        return self.out(self.fc(h))
 
 
 class ConvDecoder(nn.Module):
@@ -108,10 +114,23 @@ class ConvDecoder(nn.Module):
                 for _ in range(cfg.blocks):
                     layers += [nn.Conv2d(out, out, 3, padding=1), _act(cfg)]
         self.deconv = nn.Sequential(*layers)
+        # FiLM: a linear map of the decoder's input gives each transposed convolution's input a
+        # per-channel (gamma, beta), 2 * width numbers (widths in the order the stages run).
+        code = cfg.latent_dim + cfg.decoder_labels
+        self.film = nn.ModuleList(nn.Linear(code, 2 * width) for width in widths) if cfg.film else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.fc(z).view(-1, *self.start)  # (N, C_last, H / 2^s, W / 2^s)
-        return self.deconv(h)
+        if self.film is None:
+            return self.deconv(h)
+        stage = 0
+        for layer in self.deconv:
+            if isinstance(layer, nn.ConvTranspose2d):
+                gamma, beta = self.film[stage](z).chunk(2, dim=1)  # (N, width) each
+                h = h * (1.0 + gamma[:, :, None, None]) + beta[:, :, None, None]
+                stage += 1
+            h = layer(h)
+        return h
 
 
 class MLPEncoder(nn.Module):
