@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pictures", action="store_true", help="write the README pictures into docs/img/")
     args = parser.parse_args(argv)
     started = time.time()
+    given = sys.argv[1:] if argv is None else argv
     g = vi.load(args.bundle, providers="cpu")
     x, idx = fresh_images(args.images, args.seed, args.colour_seed)
     shapes = dsprites.factors_of(idx).shape
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     report = {
         "meta": {
             "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-            "command": "python benchmarks/color_dsprites.py " + " ".join(argv or []), "bundle": str(args.bundle),
+            "command": " ".join(["python benchmarks/color_dsprites.py", *given]),
+            "bundle": str(args.bundle),
             "images": args.images, "seed": args.seed, "colour_seed": args.colour_seed,
         },
         "shifts": effects,

@@ -125,6 +125,21 @@ def test_score_of_an_8bit_gaussian_model_is_the_discretised_iwae_bound(rgb: vi.M
     )
 
 
+def test_score_runs_of_large_images_are_bounded_by_elements(rgb: vi.Model, vae2d: vi.Model) -> None:
+    """The default run holds at most 2^24 likelihood terms: 64x64 RGB images decode 1,365 rows per
+    run (k = 1,000: one image per run), 28x28 ones the full 8,192. The runs fix the draws, so the
+    default equals the explicit figure and differs from another."""
+    from vaegen_infer.model import SCORE_RUN_ELEMENTS
+
+    assert SCORE_RUN_ELEMENTS // (3 * 64 * 64) == 1365 and SCORE_RUN_ELEMENTS // 784 > 8192
+    x = rgb.sample(2, seed=3)
+    default = rgb.score(x, k=1000, seed=0)
+    np.testing.assert_array_equal(default, rgb.score(x, k=1000, seed=0, rows_per_run=1365))
+    assert np.abs(default - rgb.score(x, k=1000, seed=0, rows_per_run=8192)).max() > 0.01
+    d = vae2d.sample(9, seed=3)
+    np.testing.assert_array_equal(vae2d.score(d, k=1000, seed=0), vae2d.score(d, k=1000, seed=0, rows_per_run=8192))
+
+
 def test_score_of_a_continuous_gaussian_model_is_the_density_bound(tmp_path: Path) -> None:
     def continuous(m: dict) -> None:
         m["image"]["data"] = "binary"  # scores as a density, with no 8-bit rounding

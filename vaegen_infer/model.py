@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 import warnings
@@ -36,6 +37,12 @@ DEFAULT_CHUNK = 4096
 # on the seed alone and not on how the caller batches or streams the request.
 DRAW_CHUNK = 65_536
 MAX_SAMPLES = 10_000_000
+# score(): rows decoded per run, at most SCORE_RUN_ROWS and at most SCORE_RUN_ELEMENTS / (C * H * W),
+# so that the float64 (rows, C * H * W) likelihood terms of one run stay near 128 MB each: the
+# discretised Gaussian of 64x64 RGB images at 8,192 rows made temporaries of 0.8 GB each (12 GB
+# resident measured for 500 images at k = 100; 2.3 GB at most now). 28x28 images keep 8,192 rows.
+SCORE_RUN_ROWS = 8192
+SCORE_RUN_ELEMENTS = 1 << 24
 _F32 = np.dtype(np.float32)
 _IMAGES = [DECODER_OUTPUTS[0]]  # the decoder output decode() asks for; ONNX Runtime does not modify it
 _CODES = list(ENCODER_OUTPUTS)
@@ -388,7 +395,9 @@ class Model:
         """How `score` results are best reported: "bits/dim" for 8-bit data, else "nats"."""
         return "bits/dim" if self.manifest.image.data_kind == "8bit" else "nats"
 
-    def score(self, images: np.ndarray, k: int = 100, seed: int | None = 0, rows_per_run: int = 8192) -> np.ndarray:
+    def score(
+        self, images: np.ndarray, k: int = 100, seed: int | None = 0, rows_per_run: int | None = None
+    ) -> np.ndarray:
         """Per-image importance-weighted lower bound on log p(x) (IWAE, Burda et al. 2015), in nats, (N,).
 
         log p(x) >= log (1/k) sum_j p(x | z_j) p(z_j) / q(z_j | x), z_j ~ q(z | x), through the
@@ -396,7 +405,10 @@ class Model:
         likelihood is the bundle's: Bernoulli on the pixels as given (exact for binary data), or for
         8-bit data the discretised Gaussian over the 256 levels (images are rounded to those levels
         first). `likelihoods.bits_per_dim(score, C * H * W)` converts to bits per dimension.
-        Each image's k codes are decoded in runs of about `rows_per_run` rows."""
+        Each image's k codes are decoded in runs of about `rows_per_run` rows; by default 8,192, fewer
+        for large images, so that one run's (rows, C * H * W) float64 likelihood terms stay within
+        SCORE_RUN_ELEMENTS (64x64 RGB: 1,365 rows). The runs fix how the codes are drawn, so the
+        same `rows_per_run` and seed give the same scores."""
         from . import likelihoods as lk
 
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= 100_000:
@@ -416,6 +428,8 @@ class Model:
             raise UsageError(f"{self.name}: its {self.prior.name!r} prior has no density, so it cannot score") from None
         mu, logvar = self.encode(x)  # (N, D) each
         rng = np.random.default_rng(seed)
+        if rows_per_run is None:
+            rows_per_run = max(1, min(SCORE_RUN_ROWS, SCORE_RUN_ELEMENTS // math.prod(self.image_shape)))
         per_run = max(1, rows_per_run // k)  # images per decoder run
         out = np.empty(len(x), np.float64)
         flat = x.reshape(len(x), -1)  # (N, P)
