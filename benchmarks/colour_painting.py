@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from train import dsprites
 from train.config import ModelConfig
 from train.dsprites import render, sample_indices
 from train.fit import squared_error
@@ -36,17 +37,15 @@ SIZE = 32
 
 @dataclass(frozen=True)
 class Variant:
-    film: bool
-    pooled: bool
-    oracle: bool
-    latent_dim: int
+    film: bool  # the decoder's FiLM layers (train/models.py)
     what: str
 
 
 VARIANTS = {
-    "plain-oracle": Variant(False, False, True, 10, "plain decoder, given the true colour"),
-    "film-oracle": Variant(True, False, True, 10, "FiLM decoder, given the true colour"),
+    "plain-oracle": Variant(False, "plain decoder, given the true colour"),
+    "film-oracle": Variant(True, "FiLM decoder, given the true colour"),
 }
+LATENT_DIM = 10
 
 
 def images(indices: np.ndarray) -> torch.Tensor:
@@ -58,16 +57,14 @@ def true_colour(x: torch.Tensor) -> torch.Tensor:
     return x.amax(dim=(2, 3)) - 0.75
 
 
-def measure(model: Autoencoder, v: Variant, x: torch.Tensor) -> dict[str, float]:
+def measure(model: Autoencoder, x: torch.Tensor) -> dict[str, float]:
     with torch.no_grad():
         mu, _ = model.encode(x)
-        recon = torch.sigmoid(model.decode(mu, true_colour(x) if v.oracle else None))
-    mask = x.amax(dim=1, keepdim=True) > 0.25  # (B, 1, S, S) the shape
-
-    def mean_colour(a: torch.Tensor) -> np.ndarray:  # (B, 3) inside the shape
-        return ((a * mask).sum((2, 3)) / mask.sum((2, 3)).clamp(min=1)).numpy()
-
-    ci, cr = mean_colour(x), mean_colour(recon)
+        recon = torch.sigmoid(model.decode(mu, true_colour(x)))
+    # (B, 3) mean colour inside the input's shape, for the input and for its reconstruction
+    mask = dsprites.shape_mask(x.numpy())[:, None]  # (B, 1, S, S)
+    ci = dsprites.mean_colour(x.numpy())
+    cr = (recon.numpy() * mask).sum(axis=(2, 3)) / mask.sum(axis=(2, 3))
     hi, hr = ci - ci.mean(1, keepdims=True), cr - cr.mean(1, keepdims=True)
     hue = [float(np.corrcoef(hi[:, c], hr[:, c])[0, 1]) for c in range(3)]
     return {
@@ -84,9 +81,8 @@ def run(name: str, steps: int, seed: int) -> dict[str, object]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     cfg = ModelConfig(
-        kind="aae", image_shape=(3, SIZE, SIZE), latent_dim=v.latent_dim, channels=(32, 32, 64), hidden=256,
-        posterior="deterministic", likelihood="gaussian", decoder_labels=3 if v.oracle else 0,
-        film=v.film, pooled_input=v.pooled,
+        kind="aae", image_shape=(3, SIZE, SIZE), latent_dim=LATENT_DIM, channels=(32, 32, 64), hidden=256,
+        posterior="deterministic", likelihood="gaussian", decoder_labels=3, film=v.film,
     )  # fmt: skip
     model = Autoencoder(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -97,13 +93,13 @@ def run(name: str, steps: int, seed: int) -> dict[str, object]:
     for step in range(1, steps + 1):
         x = images(pool[rng.integers(0, len(pool), 64)])
         mu, _ = model.encode(x)
-        logits = model.decode(mu, true_colour(x) if v.oracle else None)
+        logits = model.decode(mu, true_colour(x))
         loss = squared_error(logits, x).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % 1000 == 0 or step == steps:
-            curve.append({"step": step, **measure(model, v, test)})
+            curve.append({"step": step, **measure(model, test)})
             print(name, json.dumps(curve[-1]), flush=True)
     return {"what": v.what, "steps": steps, "seconds": round(time.perf_counter() - start, 1), "curve": curve}
 

@@ -74,8 +74,8 @@ class ModelConfig:
     likelihood: str = "bernoulli"  # decoder distribution p(x | z): bernoulli | gaussian
     # Conv decoder: before each transposed convolution, scale and shift every feature map by a linear
     # map of the code (FiLM, Perez et al. 2018): h * (1 + gamma(z)) + beta(z). A plain stack paints
-    # colour onto a shape only through ReLU tricks; measured on Color-dSprites with the true colour
-    # given to the decoder, it still painted every shape grey after 200 s, FiLM within 20 s.
+    # colour onto a shape only through ReLU tricks; given the true colour, a plain decoder still painted
+    # every Color-dSprites shape grey after 5,000 batches, FiLM within 1,000 (benchmarks/colour_painting.py).
     film: bool = False
     # Conv encoder: the input's per-channel mean and maximum over the image (2C numbers) join the
     # flattened features at the dense layer, a direct path for global colour that strided

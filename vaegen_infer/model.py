@@ -39,8 +39,10 @@ DRAW_CHUNK = 65_536
 MAX_SAMPLES = 10_000_000
 # score(): rows decoded per run, at most SCORE_RUN_ROWS and at most SCORE_RUN_ELEMENTS / (C * H * W),
 # so that the float64 (rows, C * H * W) likelihood terms of one run stay near 128 MB each: the
-# discretised Gaussian of 64x64 RGB images at 8,192 rows made temporaries of 0.8 GB each (12 GB
+# discretised Gaussian of 64x64 RGB images at 8,192 rows made temporaries of 0.8 GB each (11.7 GB
 # resident measured for 500 images at k = 100; 2.3 GB at most now). 28x28 images keep 8,192 rows.
+# (train/evaluate.py's `iwae`, a second IWAE with its own draw layout, bounds its runs the same way
+# with its own ELEMENTS_PER_RUN = 8192 * 784; unifying the two would change one side's draws.)
 SCORE_RUN_ROWS = 8192
 SCORE_RUN_ELEMENTS = 1 << 24
 _F32 = np.dtype(np.float32)
