@@ -18,6 +18,14 @@ machine at 90 images/s, then several minutes of DCI per model at the full protoc
     python benchmarks/disentangle.py $A --baseline-seeds 0 --only beta-vae &
     wait; python benchmarks/disentangle.py $A --seeds 0,1 --baseline-seeds 0 --ship beta-tcvae-s1
 
+The MLP table (benchmarks/results/disentangle-mlp/; the four at once, about 15 minutes of training
+each, 303 s for one run alone with 2 threads):
+
+    A="--images 1600000 --epochs 16 --beta-vae 4 --beta-tcvae 6 --threads 1 --arch mlp --hidden 200 --blocks 3 \\
+       --batch-size 256 --runs runs/disentangle-mlp"
+    (the same four --only runs as above, then)
+    python benchmarks/disentangle.py $A --seeds 0,1 --baseline-seeds 0 --out benchmarks/results/disentangle-mlp
+
 Smoke test (what was run, about a minute; the figures mean nothing at this size):
 
     nice -n 19 python benchmarks/disentangle.py --images 512 --n-images 2000 --image-size 32 \\
@@ -29,6 +37,7 @@ Writes OUT/disentangle.json and OUT/disentangle.md (default OUT: benchmarks/resu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import time
@@ -36,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_RUNS = ROOT / "runs" / "disentangle"  # where each model's run directory goes (NAME-sSEED)
 
 
 def configs(beta_vae: float, beta_tcvae: float) -> list[tuple[str, str, float]]:
@@ -56,12 +66,25 @@ def plan(
     ]
 
 
+def settings_differ(old_m: Any, old_t: Any, mcfg: Any, tcfg: Any) -> list[str]:
+    """How a run's saved (ModelConfig, TrainConfig) differ from the asked ones in what makes it another
+    model (architecture, objective, beta, seed, batch), one "name old (asked new)" per difference."""
+    model_keys = ("arch", "hidden", "blocks", "latent_dim", *(("channels",) if mcfg.arch == "conv" else ()))
+    train_keys = ("objective", "beta", "seed", "batch_size")
+    return [
+        f"{k} {getattr(old, k)} (asked {getattr(new, k)})"
+        for old, new, keys in ((old_m, mcfg, model_keys), (old_t, tcfg, train_keys))
+        for k in keys
+        if getattr(old, k) != getattr(new, k)
+    ]
+
+
 def train_or_load(name: str, objective: str, beta: float, seed: int, args: argparse.Namespace) -> Path:
     """The run directory of one model, trained now unless a finished checkpoint of the same settings exists."""
     import torch
 
     from train.config import ModelConfig, TrainConfig
-    from train.fit import RESUME_FILE, fit_vae, load_data
+    from train.fit import RESUME_FILE, fit_vae, load_data, read_resume_configs
     from train.models import conv_stages, default_widths
 
     run = Path(args.runs) / f"{name}-s{seed}"
@@ -76,16 +99,30 @@ def train_or_load(name: str, objective: str, beta: float, seed: int, args: argpa
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
         same = {k: saved["train_config"].get(k) for k in ("objective", "beta", "seed", "epochs", "epoch_images")}
+        same |= {k: saved["model_config"].get(k) for k in ("arch", "hidden", "blocks")}
         want = {"objective": objective, "beta": beta, "seed": seed, "epochs": tcfg.epochs,
-                "epoch_images": tcfg.epoch_images}  # fmt: skip
+                "epoch_images": tcfg.epoch_images, "arch": args.arch, "hidden": args.hidden,
+                "blocks": args.blocks}  # fmt: skip
         if same == want and not saved["summary"].get("stopped_by_budget"):
             print(f"{run}: loaded (finished, {saved['summary']['images_seen']:,} images seen)")
             return run
     split = load_data(tcfg)
     c, h, w = split.image_shape
-    widths = tuple(int(v) for v in args.widths.split(",")) if args.widths else default_widths(conv_stages(h, w))
-    mcfg = ModelConfig(image_shape=(c, h, w), latent_dim=args.latent_dim, channels=widths, hidden=args.hidden)
+    mcfg = ModelConfig(
+        arch=args.arch, image_shape=(c, h, w), latent_dim=args.latent_dim, hidden=args.hidden, blocks=args.blocks
+    )
+    if args.arch == "conv":
+        widths = tuple(int(v) for v in args.widths.split(",")) if args.widths else default_widths(conv_stages(h, w))
+        mcfg = dataclasses.replace(mcfg, channels=widths)
     resume = (run / RESUME_FILE).exists()
+    if resume:
+        # A resumed run continues with the options it was started with: refuse to pass off a run of
+        # other settings (another architecture, objective, beta, seed or batch) as this one.
+        differ = settings_differ(*read_resume_configs(run), mcfg, tcfg)
+        if differ:
+            raise SystemExit(
+                f"{run} holds a run of other settings ({', '.join(differ)}); pass another --runs directory"
+            )
     print(f"{run}: training {objective} beta={beta:g} seed={seed} ({'resumed' if resume else 'from scratch'})")
     fit_vae(mcfg, tcfg, split, run, quiet=True, resume=resume)
     return run
@@ -121,10 +158,15 @@ def ship(run: Path, out: Path) -> dict[str, Any]:
     shutil.copytree(run / "bundle", out)
     manifest = json.loads((out / "model.json").read_text())
     manifest["name"] = out.name
+    mc, tc = manifest["training"]["model_config"], manifest["training"]["train_config"]
+    net = (
+        f"MLP ({' -> '.join([str(mc['hidden'])] * (1 + mc['blocks']))})" if mc["arch"] == "mlp"
+        else f"Convolutional ({', '.join(str(c) for c in mc['channels'])} channels)"
+    )  # fmt: skip
     manifest["description"] = (
-        f"Convolutional beta-TCVAE (beta 6), 64x64 dSprites, 10-D latent, Bernoulli likelihood; "
-        f"{result['images_seen']:,} generated dSprites images, {result['train_seconds'] / 60:.0f} min on a shared "
-        "2-core machine"
+        f"{net} {tc['objective']} (beta {tc['beta']:g}), 64x64 dSprites, {mc['latent_dim']}-D latent, Bernoulli "
+        f"likelihood; {result['images_seen']:,} generated dSprites images, {result['train_seconds'] / 60:.0f} min "
+        "on a shared 2-core machine"
     )
     manifest["metrics"] = {
         **manifest.get("metrics", {}),
@@ -231,8 +273,10 @@ def main() -> None:
     ap.add_argument("--latent-dim", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--arch", choices=("conv", "mlp"), default="conv")
     ap.add_argument("--widths", default=None, help="conv widths (default: from the image size)")
     ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--blocks", type=int, default=0, help="conv: extra 3x3 convolutions; mlp: extra hidden layers")
     ap.add_argument("--n-images", type=int, default=0, help="dSprites images in the data set; 0 = all 737,280")
     ap.add_argument("--image-size", type=int, default=0, help="0 = 64")
     ap.add_argument("--points", default="full", help="metric protocol: full, quick or N points per metric")
@@ -254,7 +298,7 @@ def main() -> None:
         default="",
         help="after the table: copy this measured run's bundle (e.g. beta-tcvae-s1) to exported/dsprites-tcvae",
     )
-    ap.add_argument("--runs", default=str(ROOT / "runs" / "disentangle"))
+    ap.add_argument("--runs", default=str(DEFAULT_RUNS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
     from vaegen_infer.io import save_json, write_bytes
@@ -276,10 +320,14 @@ def main() -> None:
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/disentangle.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}"
-        for k, v in vars(args).items()
-        if k not in ("runs", "out", "only") and v is not None  # None: not given, the default applies
+    command = (
+        "python benchmarks/disentangle.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k not in ("runs", "out", "only") and v not in (None, "")  # None / "": not given, the default applies
+        )
+        + ("" if Path(args.runs) == DEFAULT_RUNS else f" --runs {args.runs}")
     )
     save_json(out / "disentangle.json", {"command": command, "machine": platform.platform(), "rows": rows})
     text = markdown(rows, command)

@@ -218,3 +218,19 @@ def test_benchmark_plan_runs_the_shipped_model_at_every_seed_and_baselines_at_th
         ("elbo", "elbo", 1.0, 0),
         ("elbo", "elbo", 1.0, 2),
     ]
+
+
+def test_benchmark_refuses_to_resume_a_run_of_other_settings() -> None:
+    """A resumed run continues with the options it was started with, so benchmarks/disentangle.py
+    must not pass a conv run off as the MLP asked for (or another beta or seed)."""
+    from benchmarks.disentangle import settings_differ
+
+    m = ModelConfig(arch="mlp", image_shape=(1, 64, 64), latent_dim=10, hidden=200, blocks=3)
+    t = TrainConfig(data="dsprites", objective="beta-tcvae", beta=6.0, seed=0, batch_size=256)
+    assert settings_differ(m, t, m, t) == []
+    conv = ModelConfig(image_shape=(1, 64, 64), latent_dim=10, channels=(32, 32, 64, 64), hidden=256)
+    other = TrainConfig(data="dsprites", objective="beta-tcvae", beta=4.0, seed=0, batch_size=256)
+    assert settings_differ(conv, other, m, t) == [
+        "arch conv (asked mlp)", "hidden 256 (asked 200)", "blocks 0 (asked 3)",
+        "beta 4.0 (asked 6.0)",  # conv widths are not compared when the MLP is asked for
+    ]  # fmt: skip

@@ -106,6 +106,26 @@ def test_plain_conv_checkpoints_keep_their_parameter_names() -> None:
     ]  # fmt: skip
 
 
+def test_mlp_blocks_add_hidden_layers_and_keep_old_names_at_zero() -> None:
+    """MLP depth: blocks 0 is the one-hidden-layer recipe with its old parameter names (old runs load);
+    blocks 2 adds two hidden 1200-style layers to each side, and exports with parity."""
+    from train.config import ModelConfig
+    from train.models import Autoencoder
+
+    names = list(Autoencoder(ModelConfig(arch="mlp", latent_dim=2, hidden=8)).state_dict())
+    assert names == [
+        "encoder.net.1.weight", "encoder.net.1.bias", "encoder.net.3.weight", "encoder.net.3.bias",
+        "decoder.net.0.weight", "decoder.net.0.bias", "decoder.net.2.weight", "decoder.net.2.bias",
+    ]  # fmt: skip
+    torch.manual_seed(0)
+    model = Autoencoder(ModelConfig(arch="mlp", image_shape=(1, 16, 16), latent_dim=3, hidden=12, blocks=2)).eval()
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    shapes = [(m.in_features, m.out_features) for m in linears]
+    assert shapes == [(256, 12), (12, 12), (12, 12), (12, 6), (3, 12), (12, 12), (12, 12), (12, 256)]
+    graphs = export_graphs(model)
+    assert max(check_graphs(model, graphs, batches=(1, 7)).values()) <= PARITY_TOL
+
+
 def test_logit_error_allows_float32_cancellation_but_not_real_differences() -> None:
     from train.export import logit_error
 

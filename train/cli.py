@@ -137,7 +137,9 @@ def fit(
     iw_estimator: Annotated[
         str, typer.Option(help="VAE: encoder gradient of the IWAE bound, iwae or dreg (doubly reparameterised).")
     ] = "iwae",
-    blocks: Annotated[int, typer.Option(min=0, help="Extra 3x3 convolutions per resolution.")] = 0,
+    blocks: Annotated[
+        int, typer.Option(min=0, help="conv: extra 3x3 convolutions per resolution; mlp: extra hidden layers.")
+    ] = 0,
     film: Annotated[
         bool,
         typer.Option(

@@ -60,7 +60,7 @@ class ModelConfig:
     channels: tuple[int, ...] = (32, 64)  # conv widths, each stage halves H and W
     hidden: int = 256  # width of the fully connected layer(s)
     activation: str = "relu"
-    blocks: int = 0  # extra 3x3 convolutions after each resolution change (depth without many weights)
+    blocks: int = 0  # conv: extra 3x3 convolutions after each resolution change; mlp: extra hidden layers
     posterior: str = "gaussian"  # gaussian: encoder gives (mu, logvar); deterministic: z = mu (AAE)
     prior: str = "gaussian"  # a name in vaegen_infer.priors.PRIORS; the AAE matches its codes to it
     prior_params: dict[str, Any] = field(default_factory=dict)
