@@ -108,7 +108,7 @@ def test_plain_conv_checkpoints_keep_their_parameter_names() -> None:
 
 def test_mlp_blocks_add_hidden_layers_and_keep_old_names_at_zero() -> None:
     """MLP depth: blocks 0 is the one-hidden-layer recipe with its old parameter names (old runs load);
-    blocks 2 adds two hidden 1200-style layers to each side, and exports with parity."""
+    blocks 2 adds two more hidden layers of the same width to each side, and exports with parity."""
     from train.config import ModelConfig
     from train.models import Autoencoder
 
