@@ -83,6 +83,7 @@ def train_or_load(name: str, objective: str, beta: float, seed: int, args: argpa
     """The run directory of one model, trained now unless a finished checkpoint of the same settings exists."""
     import torch
 
+    from train import dsprites
     from train.config import ModelConfig, TrainConfig
     from train.fit import RESUME_FILE, fit_vae, load_data, read_resume_configs
     from train.models import conv_stages, default_widths
@@ -95,25 +96,25 @@ def train_or_load(name: str, objective: str, beta: float, seed: int, args: argpa
         objective=objective, beta=beta, seed=seed, keep="last", max_minutes=args.max_minutes, threads=args.threads,
         val_fraction=args.val_fraction,
     )  # fmt: skip
+    side = args.image_size or dsprites.SIZE  # generated dSprites: one channel, side x side
+    mcfg = ModelConfig(
+        arch=args.arch, image_shape=(1, side, side), latent_dim=args.latent_dim, hidden=args.hidden,
+        blocks=args.blocks,
+    )  # fmt: skip
+    if args.arch == "conv":
+        widths = (
+            tuple(int(v) for v in args.widths.split(",")) if args.widths else default_widths(conv_stages(side, side))
+        )
+        mcfg = dataclasses.replace(mcfg, channels=widths)
     checkpoint = run / "checkpoint.pt"
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
-        same = {k: saved["train_config"].get(k) for k in ("objective", "beta", "seed", "epochs", "epoch_images")}
-        same |= {k: saved["model_config"].get(k) for k in ("arch", "hidden", "blocks")}
-        want = {"objective": objective, "beta": beta, "seed": seed, "epochs": tcfg.epochs,
-                "epoch_images": tcfg.epoch_images, "arch": args.arch, "hidden": args.hidden,
-                "blocks": args.blocks}  # fmt: skip
-        if same == want and not saved["summary"].get("stopped_by_budget"):
+        old_m, old_t = ModelConfig.from_dict(saved["model_config"]), TrainConfig.from_dict(saved["train_config"])
+        same_length = (old_t.epochs, old_t.epoch_images) == (tcfg.epochs, tcfg.epoch_images)
+        finished = not saved["summary"].get("stopped_by_budget")
+        if same_length and finished and not settings_differ(old_m, old_t, mcfg, tcfg):
             print(f"{run}: loaded (finished, {saved['summary']['images_seen']:,} images seen)")
             return run
-    split = load_data(tcfg)
-    c, h, w = split.image_shape
-    mcfg = ModelConfig(
-        arch=args.arch, image_shape=(c, h, w), latent_dim=args.latent_dim, hidden=args.hidden, blocks=args.blocks
-    )
-    if args.arch == "conv":
-        widths = tuple(int(v) for v in args.widths.split(",")) if args.widths else default_widths(conv_stages(h, w))
-        mcfg = dataclasses.replace(mcfg, channels=widths)
     resume = (run / RESUME_FILE).exists()
     if resume:
         # A resumed run continues with the options it was started with: refuse to pass off a run of
@@ -123,6 +124,7 @@ def train_or_load(name: str, objective: str, beta: float, seed: int, args: argpa
             raise SystemExit(
                 f"{run} holds a run of other settings ({', '.join(differ)}); pass another --runs directory"
             )
+    split = load_data(tcfg)
     print(f"{run}: training {objective} beta={beta:g} seed={seed} ({'resumed' if resume else 'from scratch'})")
     fit_vae(mcfg, tcfg, split, run, quiet=True, resume=resume)
     return run
