@@ -30,6 +30,7 @@ from train.config import ModelConfig
 from train.dsprites import render, sample_indices
 from train.fit import squared_error
 from train.models import Autoencoder
+from vaegen_infer.io import save_json, write_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SIZE = 32
@@ -117,10 +118,7 @@ def main() -> None:
     # read the file only now, so that runs of different variants side by side keep each other's rows
     results = json.loads(path.read_text())["variants"] if path.exists() else {}
     results = {name: mine.get(name, results.get(name)) for name in VARIANTS if name in mine or name in results}
-    doc = {"command": "python benchmarks/colour_painting.py", "size": SIZE, "variants": results}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(path)
+    save_json(path, {"command": "python benchmarks/colour_painting.py", "size": SIZE, "variants": results})
     lines = [
         "| variant | steps | MSE | brightness r | hue r (red / green / blue) |",
         "| --- | --- | --- | --- | --- |",
@@ -129,9 +127,8 @@ def main() -> None:
         last = r["curve"][-1]
         hue = " / ".join(f"{last[k]:.2f}" for k in ("hue_r_red", "hue_r_green", "hue_r_blue"))
         lines.append(f"| {name}: {r['what']} | {r['steps']} | {last['mse']:.5f} | {last['brightness_r']:.2f} | {hue} |")
-    md = RESULTS / "colour_painting.md"
-    md.with_suffix(".tmp").write_text("\n".join(lines) + "\n")
-    md.with_suffix(".tmp").replace(md)
+    text = "\n".join(lines) + "\n"
+    write_bytes(RESULTS / "colour_painting.md", lambda fh: fh.write(text.encode("utf-8")))
     print("\n".join(lines))
 
 
