@@ -20,6 +20,10 @@ library's own `sample` throughput measured in the same run.
 - Reported per cell: requests/s, images/s, p50/p90/p99 latency, errors (non-200 answers, 503s
   counted apart), the client's CPU share (client CPU seconds / (client + server CPU seconds)),
   and the server's resident memory before and after.
+- Warm-up: after every server start, `--warmup-seconds` (1.5) of 64 single-sample clients, not
+  counted, so that no cell pays for the first session runs (sessions are made on first use).
+- The `--single64` cells alternate on and off `--single64-repeats` times (2), each on a fresh
+  server: their ratio is the issue's batching goal, and the spread between repeats is its noise.
 - The library's baseline: `Model.sample(4096)` images/s in this process before the servers start.
 
 Writes benchmarks/results/serve_load.json, serve_load.md and serve_load.png.
@@ -34,6 +38,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -237,6 +242,13 @@ def run_cell(server: Server, kind: str, model: str, clients: int, requests: int,
     return result
 
 
+def warm_up(server: Server, model: str, seconds: float, latent: int, image_values: int) -> None:
+    """64 single-sample clients for `seconds`, not counted: the first session runs (sessions are
+    made on first use, ONNX Runtime plans each new batch shape once) fall outside every cell."""
+    if seconds > 0:
+        run_cell(server, "single", model, 64, 20_000, seconds, latent, image_values)
+
+
 def memory_cell(server: Server, model: str, clients: int, requests: int, seconds: float, latent: int,
                 image_values: int) -> dict[str, Any]:  # fmt: skip
     """Single-code decode requests (the cheapest request that runs the model) from `clients`
@@ -357,6 +369,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{r['p99_ms']:.1f} | {r['errors']} | {r['rejected_503']} | {r['client_cpu_share']:.0%} | "
             f"{r['server_rss_mb'][0]:.0f} -> {r['server_rss_mb'][1]:.0f} |"
         )
+    for name in sorted({c["model"] for c in report["cells"]} - {report["model"]}):
+        on = [c["requests_per_s"] for c in report["cells"] if c["model"] == name and c["batching"] == "on"]
+        off = [c["requests_per_s"] for c in report["cells"] if c["model"] == name and c["batching"] == "off"]
+        pairs = ", ".join(f"{a:,.0f} / {b:,.0f} = {a / b:.2f}x" for a, b in zip(on, off))
+        lines += ["", f"{name}, 64 single-sample clients, batching on / off, repeat by repeat: {pairs}; "
+                  f"medians {statistics.median(on) / statistics.median(off):.2f}x."]  # fmt: skip
     mem = report.get("memory")
     if mem:
         m = mem["rss_from_request_1000"]
@@ -423,6 +441,10 @@ def main() -> None:
     ap.add_argument("--memory-seconds", type=float, default=240.0, help="Most seconds of the memory cell.")
     ap.add_argument("--memory-clients", type=int, default=128, help="Clients of the memory cell.")
     ap.add_argument("--sigterm-after", type=float, default=3.0, help="Seconds of load before SIGTERM (0: no cell).")
+    ap.add_argument("--warmup-seconds", type=float, default=1.5,
+                    help="Seconds of 64 single-sample clients after each server start, not counted (0: none).")
+    ap.add_argument("--single64-repeats", type=int, default=2,
+                    help="Times each --single64 bundle is measured, batching on then off, each on a fresh server.")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.client:
@@ -450,6 +472,7 @@ def main() -> None:
     for mode, window in (("on", 2.0), ("off", 0.0)):
         server = Server(args.model, window, args.max_batch)
         try:
+            warm_up(server, args.model, args.warmup_seconds, latent, values)
             cells = [("single", c) for c in singles] + [("bundle", 64), ("mixed", 16)]
             for kind, clients in cells:
                 r = run_cell(server, kind, args.model, clients, args.requests, args.seconds, latent, values)
@@ -470,9 +493,10 @@ def main() -> None:
             server.stop()
     for name in args.single64:
         other_latent, other_values = _image_values(name)
-        for mode, window in (("on", 2.0), ("off", 0.0)):
+        for mode, window in [("on", 2.0), ("off", 0.0)] * max(1, args.single64_repeats):
             server = Server(name, window, args.max_batch)
             try:
+                warm_up(server, name, args.warmup_seconds, other_latent, other_values)
                 r = run_cell(server, "single", name, 64, args.requests, args.seconds, other_latent, other_values)
             finally:
                 server.stop()
