@@ -126,6 +126,31 @@ def test_exporter_writes_the_factor_table(dsprites_bundle: Path) -> None:
     assert lf["protocol"]["num_train"] == 3000 and lf["protocol"]["threshold"] == DEFAULT_THRESHOLD
 
 
+def test_orientation_directions_are_fitted_on_ellipses_only(dsprites_bundle: Path, dsprites_run: Path) -> None:
+    from train import dsprites
+    from train.analysis import analysis_rows, column_attributes, posterior
+    from train.config import TrainConfig
+    from train.fit import load_checkpoint, load_data
+    from vaegen_infer.latent import regression_direction
+
+    attrs = json.loads((dsprites_bundle / MANIFEST_FILE).read_text())["attributes"]
+    assert "orientation" not in attrs
+    for name in ("orientation_cos", "orientation_sin"):
+        assert attrs[name]["kind"] == "continuous" and "fitted on ellipses" in attrs[name]["description"]
+    # the direction is the regression on the ellipses' codes alone, not on every shape's
+    model, payload = load_checkpoint(dsprites_run)
+    data = load_data(TrainConfig.from_dict(payload["train_config"]))
+    got = column_attributes(model, data)["orientation_cos"].vector
+    rows = analysis_rows(len(data.x_train))
+    mu, _ = posterior(model, data.x_train, rows=rows)
+    values = np.asarray(data.attributes_train["orientation_cos"], dtype=np.float64)[rows]
+    ellipses = np.asarray(data.attributes_train["ellipse"])[rows] >= 0.5
+    assert dsprites.FIT_ON_SHAPE["orientation_cos"] == "ellipse"
+    np.testing.assert_allclose(got, regression_direction(mu[ellipses], values[ellipses]), rtol=1e-5, atol=1e-6)
+    every_shape = regression_direction(mu, values)  # what the fit would be without FIT_ON_SHAPE
+    assert np.linalg.norm(got - every_shape) > 0.05 * np.linalg.norm(got) > 0
+
+
 def test_traverse_rows_are_labelled_and_factor_picks_the_dimension(labelled_bundle: Path, tmp_path: Path) -> None:
     import vaegen_infer
     from vaegen_infer import grids

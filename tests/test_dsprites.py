@@ -83,6 +83,31 @@ def test_lazy_array_behaves_like_an_array() -> None:
     assert np.allclose(cols["red"], d.colours(idx, 1)[:, 0] / 255)
 
 
+def test_orientation_columns_are_cos_and_sin_of_the_shapes_fold_times_the_angle() -> None:
+    # orientation index 13 is 2 pi / 3 (40 values over [0, 2 pi], both ends included)
+    idx = np.array([d.index_of(s, 0, o, 3, 4) for s in range(3) for o in (0, 13)])
+    cols = d.attributes(idx)
+    assert "orientation" not in cols and d.ATTRIBUTE_KINDS["orientation_cos"] == "continuous"
+    third = 2 * math.pi / 3
+    want_cos = [1, math.cos(4 * third), 1, math.cos(2 * third), 1, math.cos(third)]  # square, ellipse, heart
+    want_sin = [0, math.sin(4 * third), 0, math.sin(2 * third), 0, math.sin(third)]
+    assert cols["orientation_cos"].tolist() == pytest.approx(want_cos, abs=1e-6)
+    assert cols["orientation_sin"].tolist() == pytest.approx(want_sin, abs=1e-6)
+    # a square turned by a quarter turn has the same columns: a property of the image, not the factor
+    quarter = d.attributes(np.array([d.index_of(0, 0, 0, 3, 4), d.index_of(0, 0, 39, 3, 4)]))
+    assert quarter["orientation_cos"].tolist() == pytest.approx([1, 1], abs=1e-6)
+    assert set(d.FIT_ON_SHAPE.values()) <= set(d.SHAPES) and set(d.FIT_ON_SHAPE) <= set(d.ATTRIBUTE_KINDS)
+
+
+def test_measured_orientation_columns_follow_the_table_on_ellipses() -> None:
+    idx = np.array([d.index_of(1, 5, o, 16, 16) for o in range(0, 39, 3)])
+    m = d.measure(d.render(idx), "ellipse")
+    cols = d.attributes(idx)
+    # a 64x64 ellipse at scale 1 is measured to within a few degrees: cos/sin of 2 x angle within 0.1
+    assert np.abs(m["orientation_cos"] - cols["orientation_cos"]).max() < 0.1
+    assert np.abs(m["orientation_sin"] - cols["orientation_sin"]).max() < 0.1
+
+
 def test_render_speed_is_thousands_per_second() -> None:
     import time
 
@@ -191,6 +216,8 @@ def test_measure_and_moved_right_way_follow_the_factors() -> None:
         base = [d.index_of(s, 2, 12, 10, 10)]
         steps = {"x": d.index_of(s, 2, 12, 13, 10), "y": d.index_of(s, 2, 12, 10, 13),
                  "scale": d.index_of(s, 4, 12, 10, 10), "orientation": d.index_of(s, 2, 13, 10, 10)}  # fmt: skip
+        if shape == "ellipse":  # orientation 110.8 -> 120 deg: 2 x angle 221.5 -> 240 deg, its cosine grows
+            steps["orientation_cos"] = steps["orientation"]
         before = d.measure(d.render(np.array(base), color=True), shape)
         for factor, idx in steps.items():
             after = d.measure(d.render(np.array([idx]), color=True), shape)

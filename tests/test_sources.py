@@ -120,7 +120,8 @@ def test_dsprites_split_holds_out_validation_and_renders_lazily() -> None:
     assert s.image_shape == (1, 64, 64) and s.x_train.dtype == np.uint8
     assert not np.intersect1d(s.x_train.indices, s.x_val.indices).size  # never trained on
     assert s.labels == ["square", "ellipse", "heart"] and s.factors == ["shape", "scale", "orientation", "x", "y"]
-    assert set(s.attribute_kinds) == {"x", "y", "scale", "orientation", "square", "ellipse", "heart"}
+    assert set(s.attribute_kinds) == {"x", "y", "scale", "orientation_cos", "orientation_sin", "square", "ellipse",
+                                      "heart"}  # fmt: skip
     assert s.attribute_kinds["square"] == "binary" and s.attribute_kinds["scale"] == "continuous"
     for name, col in s.attributes_train.items():
         assert col.shape == (len(s.x_train),) and col.dtype == np.float32, name

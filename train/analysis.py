@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from train import dsprites
 from train.data import Split, to_float
 from train.fit import kl_per_dim
 from train.models import Autoencoder
@@ -118,21 +119,16 @@ def class_directions(
     return out
 
 
-def wrap_angle(a: np.ndarray) -> np.ndarray:
-    """Angles (radians) wrapped to (-pi, pi]."""
-    return np.pi - np.mod(np.pi - a, 2 * np.pi)
-
-
 def column_attributes(model: Autoencoder, data: Split) -> dict[str, Attribute]:
     """One direction per attribute column of the training split, on the posterior means mu.
 
     binary: mean(mu | attribute) - mean(mu | not attribute) (a value >= 0.5 counts as having it,
     so -1/1 and 0/1 columns both work); amount 1 = from the average image without it to the
     average image with it. continuous: `regression_direction` (as `thickness` is made), amount 1 =
-    one standard deviation of the attribute. dSprites' `orientation` is fitted on hearts only (a
-    square repeats every 90 degrees and an ellipse every 180, so their angle is not a property of
-    the image), with the angle wrapped to (-pi, pi] around the upright heart. Class directions are
-    added for labels that are not already attribute columns."""
+    one standard deviation of the attribute. dSprites' `orientation_cos` and `orientation_sin`
+    are fitted on one shape only (`dsprites.FIT_ON_SHAPE`: ellipses, whose doubled angle the code
+    follows best along a straight line). Class directions are added for labels that are not
+    already attribute columns."""
     rows = analysis_rows(len(data.x_train))
     mu, _ = posterior(model, data.x_train, rows=rows)
     out: dict[str, Attribute] = {}
@@ -148,10 +144,11 @@ def column_attributes(model: Autoencoder, data: Split) -> dict[str, Attribute]:
             out[name] = Attribute(v, desc, "builtin", "binary", f"from the average image without {name} to one with it")
             continue
         note = ""
-        if name == "orientation" and data.factors and "heart" in data.attributes_train:
-            hearts = np.asarray(data.attributes_train["heart"])[rows] >= 0.5
-            codes, values = mu[hearts], wrap_angle(values[hearts])
-            note = ", fitted on hearts, angle wrapped to (-pi, pi]"
+        shape = dsprites.FIT_ON_SHAPE.get(name) if data.factors else None
+        if shape is not None and shape in data.attributes_train:
+            on_shape = np.asarray(data.attributes_train[shape])[rows] >= 0.5
+            codes, values = mu[on_shape], values[on_shape]
+            note = f", fitted on {shape}s"
         if values.std() == 0:
             continue
         sd = float(values.std())
