@@ -190,3 +190,30 @@ def test_dsprites_source_end_to_end_with_pixel_measurements():
     assert gaps["scale"] > 0.8 and gaps["orientation"] < 0.05
     table = factor_table(out["mi_normalised"], out["factors"], threshold=0.1)
     assert [e["factor"] for e in table] == ["x", "y", "scale", "-", "-"]
+
+
+def test_colour_is_observed_for_labels_but_not_a_factor_of_the_metrics():
+    """Color-dSprites: a code holding each channel's mean colour is labelled red, green, blue in
+    the exporter's table; MIG there is still the five factors' and equals compute_mig's."""
+    from train import dsprites
+
+    src = dis.DSpritesFactors(color=True, size=32)
+    assert dis.DSpritesFactors().observed(np.zeros((2, 5), dtype=np.int64)) == {}
+    f = src.sample_factors(500, np.random.default_rng(1))
+    seen = src.observed(f)
+    assert list(seen) == ["red", "green", "blue"]
+    idx = np.ravel_multi_index(tuple(f.T), dsprites.GRID)
+    rgb = dsprites.colours(idx, 0)  # (n, 3) uint8 in 128..255
+    assert seen["red"].min() >= 0 and seen["red"].max() <= dis.COLOUR_LEVELS - 1
+    assert np.array_equal(seen["green"], (rgb[:, 1].astype(int) - 128) * dis.COLOUR_LEVELS // 128)
+
+    def colour_and_position(images: np.ndarray) -> np.ndarray:  # (n, 3, 32, 32) -> (n, 5)
+        return np.concatenate([dsprites.mean_colour(images), dsprites.centroid(images)], 1)
+
+    lf = dis.latent_factors(src, colour_and_position, threshold=0.1, num_train=1000)
+    assert lf["factors"] == ["shape", "scale", "orientation", "x", "y", "red", "green", "blue"]
+    assert [e["factor"] for e in lf["per_dim"]] == ["red", "green", "blue", "x", "y"]
+    assert np.array(lf["mi"]).shape == (5, 8)
+    mig = dis.compute_mig(src, colour_and_position, num_train=1000)
+    assert lf["protocol"]["mig_at_this_protocol"] == pytest.approx(mig["score"])
+    assert "not factors of the metrics" in lf["protocol"]["observed"]
