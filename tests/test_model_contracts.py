@@ -282,6 +282,28 @@ def test_check_images_refusals(vae: vi.Model, rgb: vi.Model) -> None:
     near = np.full((1, 1, 28, 28), 0.5, np.float32)
     near[0, 0, 0, :2] = -5e-7, 1 + 5e-7  # float rounding of a [0, 1] image is let through
     assert vae.check_images(near).shape == (1, 1, 28, 28)
+    # the one-pass check's edges: -0.0, the smallest positive value and exactly 1 pass; the
+    # smallest negative value and the next float above 1 take the exact path, which passes them too
+    edges = np.full((1, 1, 28, 28), 0.5, np.float32)
+    tiny = np.float32(1e-45)  # the smallest positive float32 (subnormal)
+    edges[0, 0, 0, :6] = -0.0, tiny, 1.0, -tiny, np.nextafter(np.float32(1), np.float32(2)), 0.0
+    assert vae.check_images(edges) is edges  # accepted as given, no copy
+    # one NaN among otherwise valid pixels, at the end of a large batch (one reduction sees it)
+    big = np.full((512, 1, 28, 28), 0.25, np.float32)
+    big[-1, 0, -1, -1] = math.nan
+    _refuses(InputError, "images contain NaN or infinity", lambda: vae.check_images(big))
+
+
+def test_range_bits_orders_float32_values_as_their_bit_patterns() -> None:
+    from vaegen_infer.model import _range_bits
+
+    assert _range_bits((0.0, 1.0)) == 0x3F800000
+    assert _range_bits((-1.0, 1.0)) is None and _range_bits((0.0, math.inf)) is None
+    bits = _range_bits((0.0, 255.0))
+    values = np.array([0.0, 1e-45, 1.0, 254.99998, 255.0], np.float32)
+    assert values.view(np.uint32).max() <= bits  # every value in [0, 255]
+    for outside in (-1e-45, -0.5, np.nextafter(np.float32(255), np.float32(256)), math.inf, -math.inf, math.nan):
+        assert np.array([outside], np.float32).view(np.uint32)[0] > bits, outside
 
 
 # -- defaults ------------------------------------------------------------------------------------

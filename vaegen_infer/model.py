@@ -46,6 +46,18 @@ MAX_SAMPLES = 10_000_000
 SCORE_RUN_ROWS = 8192
 SCORE_RUN_ELEMENTS = 1 << 24
 _F32 = np.dtype(np.float32)
+
+
+def _range_bits(value_range: tuple[float, float]) -> np.uint32 | None:
+    """For a value range [0, hi] (hi finite, > 0): the bit pattern of float32 hi as a uint32, else
+    None. Non-negative float32 values order as their bit patterns do; every negative value (sign
+    bit set), infinity and NaN has a pattern above that of any finite hi. So for a float32 array x,
+    `x.view(np.uint32).max() <= bits` holds exactly when every value is in [+0.0, hi]: one
+    reduction checks both the range and finiteness."""
+    lo, hi = value_range
+    if lo != 0 or not (np.isfinite(hi) and hi > 0):
+        return None
+    return np.array(hi, dtype=np.float32).view(np.uint32)[()]
 _IMAGES = [DECODER_OUTPUTS[0]]  # the decoder output decode() asks for; ONNX Runtime does not modify it
 _CODES = list(ENCODER_OUTPUTS)
 
@@ -78,6 +90,7 @@ class Model:
         # Created on first use, so `sample` and `decode` never build the encoder's session.
         self._runners: dict[str, Runner] = {}
         self._lock = threading.Lock()
+        self._range_bits = _range_bits(bundle.manifest.image.value_range)
         for role in ("encoder", "decoder"):
             verify_file(bundle, role, self.precision)
 
@@ -744,6 +757,12 @@ class Model:
             if x.dtype == np.uint8:
                 x = x.astype(np.float32) * np.float32(1 / 255)
             x = np.ascontiguousarray(x, dtype=np.float32)
+        # One pass proves the common case, every value in [0, hi] and finite (see _range_bits):
+        # 1.9 us of a batch-1 encode against 3.8 us for min and max. Anything else takes the
+        # exact checks below, which also accept -0.0 and the 1e-6 tolerance, and name the problem.
+        bits = self._range_bits
+        if bits is not None and x.view(np.uint32).max() <= bits:
+            return x
         # Two passes, not three: min and max propagate NaN and reach +-inf, so they also catch
         # non-finite pixels (an isfinite pass cost ~2 us of a ~130 us batch-1 encode).
         x_min, x_max = x.min(), x.max()
