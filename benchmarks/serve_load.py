@@ -372,9 +372,12 @@ def markdown(report: dict[str, Any]) -> str:
     for name in sorted({c["model"] for c in report["cells"]} - {report["model"]}):
         on = [c["requests_per_s"] for c in report["cells"] if c["model"] == name and c["batching"] == "on"]
         off = [c["requests_per_s"] for c in report["cells"] if c["model"] == name and c["batching"] == "off"]
-        pairs = ", ".join(f"{a:,.0f} / {b:,.0f} = {a / b:.2f}x" for a, b in zip(on, off))
+        if not on or not off:
+            continue
+        # a cell that answered nothing reads 0 req/s: its ratio is infinite, not a crash of the report
+        pairs = ", ".join(f"{a:,.0f} / {b:,.0f} = {a / max(b, 1e-9):.2f}x" for a, b in zip(on, off))
         lines += ["", f"{name}, 64 single-sample clients, batching on / off, repeat by repeat: {pairs}; "
-                  f"medians {statistics.median(on) / statistics.median(off):.2f}x."]  # fmt: skip
+                  f"medians {statistics.median(on) / max(statistics.median(off), 1e-9):.2f}x."]  # fmt: skip
     mem = report.get("memory")
     if mem:
         m = mem["rss_from_request_1000"]
