@@ -65,19 +65,18 @@ def quadratic(mu: np.ndarray) -> np.ndarray:
     return np.c_[mu, mu[:, i] * mu[:, j]]
 
 
-def where_to_fit(g: vi.Model, fit: dict[str, tuple[np.ndarray, np.ndarray]],
-                 held_out: tuple[np.ndarray, np.ndarray]) -> dict[str, dict[str, float]]:  # fmt: skip
+def where_to_fit(g: vi.Model, fit: dict[str, tuple[np.ndarray, np.ndarray]], mu_e: np.ndarray,
+                 before: np.ndarray) -> dict[str, dict[str, float]]:  # fmt: skip
     """Share of held-out ellipses whose measured cos (sin) of 2 x angle grew at amount +1, for the
-    direction fitted on ellipses alone and on every shape at its own fold."""
-    codes = {name: g.encode(x)[0] for name, (x, _) in fit.items()}  # shape -> (n, D)
-    mu_e, _ = g.encode(held_out[0])
-    before = dsprites.orientation(g.decode(mu_e), "ellipse")
+    direction fitted on ellipses alone and on every shape at its own fold. `fit`: shape -> (codes
+    (n, D), angles (n,)) of the fit images; `mu_e` (m, D): the held-out ellipses' codes; `before`
+    (m,): their reconstructions' measured angles (amount 0)."""
     out: dict[str, dict[str, float]] = {}
     for fn_name, fn in (("cos", np.cos), ("sin", np.sin)):
         column = {name: fn(dsprites.FOLD[name] * angle) for name, (_, angle) in fit.items()}
         directions = {
-            "ellipses": regression_direction(codes["ellipse"], column["ellipse"]),
-            "every shape": regression_direction(np.concatenate(list(codes.values())),
+            "ellipses": regression_direction(fit["ellipse"][0], column["ellipse"]),
+            "every shape": regression_direction(np.concatenate([mu for mu, _ in fit.values()]),
                                                 np.concatenate(list(column.values()))),
         }  # fmt: skip
         out[f"orientation_{fn_name}"] = {}
@@ -91,17 +90,19 @@ def where_to_fit(g: vi.Model, fit: dict[str, tuple[np.ndarray, np.ndarray]],
 def probe(g: vi.Model, n: int) -> dict[str, Any]:
     color = g.manifest.image.channels == 3
     out: dict[str, Any] = {}
-    fit: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    held_out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    fit: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # shape -> (codes (n, D), angles (n,))
     for s, name in enumerate(dsprites.SHAPES):
         fold = dsprites.FOLD[name]
         period = 2.0 * math.pi / fold
-        x, angle = fit[name] = shape_images(s, n, 0, 0, color)
-        xe, angle_e = held_out[name] = shape_images(s, n // 4, 2026, 7, color)
+        x, angle = shape_images(s, n, 0, 0, color)
+        xe, angle_e = shape_images(s, n // 4, 2026, 7, color)
         mu, _ = g.encode(x)
         mu_e, _ = g.encode(xe)
+        fit[name] = (mu, angle)
         seen = dsprites.orientation(xe, name)
         rec = dsprites.orientation(g.decode(mu_e), name)
+        if name == "ellipse":
+            ellipses = (mu_e, rec)  # for where_to_fit: held-out codes and their amount-0 angles
         err = np.abs(dsprites.angle_change(seen, rec, period))
         shuffled = np.abs(dsprites.angle_change(seen, np.random.default_rng(0).permutation(rec), period))
         r2: dict[str, float] = {}
@@ -115,7 +116,7 @@ def probe(g: vi.Model, n: int) -> dict[str, Any]:
             "random_pairing_median_error_deg": round(math.degrees(float(np.median(shuffled))), 2),
             "held_out_r2": r2,
         }  # fmt: skip
-    return {"shapes": out, "fitted_on": where_to_fit(g, fit, held_out["ellipse"])}
+    return {"shapes": out, "fitted_on": where_to_fit(g, fit, *ellipses)}
 
 
 def markdown(report: dict[str, Any]) -> str:

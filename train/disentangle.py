@@ -132,8 +132,12 @@ class DSpritesFactors:
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return np.stack([rng.integers(0, s, n) for s in self.factor_sizes], axis=1)  # (n, 5)
 
+    def _grid_rows(self, factors: np.ndarray) -> np.ndarray:
+        """(n, 5) factor indices -> (n,) grid indices (the rows of the original file)."""
+        return np.ravel_multi_index(tuple(np.asarray(factors, dtype=np.int64).T), self._ds.GRID)
+
     def render(self, factors: np.ndarray) -> np.ndarray:
-        idx = np.ravel_multi_index(tuple(np.asarray(factors, dtype=np.int64).T), self._ds.GRID)  # (n,) grid rows
+        idx = self._grid_rows(factors)
         return self._ds.render(idx, color=self.color, seed=self.seed, size=self.size).astype(np.float32) / 255.0
 
     def observed(self, factors: np.ndarray) -> dict[str, np.ndarray]:
@@ -145,8 +149,8 @@ class DSpritesFactors:
         labelled with whichever factor it shares a little information with (x or y)."""
         if not self.color:
             return {}
-        idx = np.ravel_multi_index(tuple(np.asarray(factors, dtype=np.int64).T), self._ds.GRID)
-        levels = (self._ds.colours(idx, self.seed).astype(np.int64) - 128) * COLOUR_LEVELS // 128  # (n, 3)
+        rgb = self._ds.colours(self._grid_rows(factors), self.seed).astype(np.int64)  # (n, 3) in 128..255
+        levels = (rgb - 128) * COLOUR_LEVELS // 128  # (n, 3) in 0..COLOUR_LEVELS - 1
         return {name: levels[:, k] for k, name in enumerate(("red", "green", "blue"))}
 
 
