@@ -881,7 +881,11 @@ def score(
         raise typer.BadParameter(f"'{output.name}' must end in .csv", param_hint="--output")
     g = _load(model, providers, precision=precision)
     x, paths = _images(g, images, strict, invert)
-    ll = g.score(x, k=k, seed=seed)  # (N,) nats
+    with warnings.catch_warnings(record=True) as caught:  # said below as one-line notes
+        warnings.simplefilter("always", RuntimeWarning)
+        ll = g.score(x, k=k, seed=seed)  # (N,) nats
+    for w in caught:
+        typer.echo(f"note: {w.message}", err=True)
     bpd = bits_per_dim(ll, int(np.prod(g.image_shape)))
     lines = ["file,log_likelihood_nats,bits_per_dim"]
     lines += [f"{_csv_field(str(p))},{a:.4f},{b:.5f}" for p, a, b in zip(paths, ll, bpd)]

@@ -19,6 +19,7 @@ from .errors import BundleError, InputError, UsageError
 from .manifest import (
     DECODER_INPUT,
     DECODER_OUTPUTS,
+    DETERMINISTIC_LOGVAR,
     ENCODER_INPUT,
     ENCODER_OUTPUTS,
     PRECISIONS,
@@ -442,6 +443,18 @@ class Model:
         except UsageError:
             raise UsageError(f"{self.name}: its {self.prior.name!r} prior has no density, so it cannot score") from None
         mu, logvar = self.encode(x)  # (N, D) each
+        if bool((logvar <= DETERMINISTIC_LOGVAR).all()):
+            # A point mass is still a valid proposal, so the bound holds, but every draw is mu and
+            # log q(z | x) = -0.5 * (log 2 pi + logvar + eps^2) is +8.6 nats per dimension on
+            # average: the bound is log p(x | mu) + log p(mu) - 8.6 D, below log p(x) by a constant.
+            offset = -0.5 * (math.log(2 * math.pi) + DETERMINISTIC_LOGVAR + 1.0) * self.latent_dim
+            warnings.warn(
+                f"model '{self.name}' has a deterministic encoder (a point mass at mu): its bound is "
+                f"log p(x | mu) + log p(mu) - {offset:.1f} nats, loose by construction; compare scores "
+                "within this model only",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         rng = np.random.default_rng(seed)
         if rows_per_run is None:
             rows_per_run = max(1, min(SCORE_RUN_ROWS, SCORE_RUN_ELEMENTS // math.prod(self.image_shape)))
