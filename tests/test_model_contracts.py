@@ -476,7 +476,8 @@ def test_sample_per_label_draws_a_random_seed_and_refuses_unconditional_models(
 
 def _needs_label(operation: str) -> str:
     return (
-        f"model 'mnist-saae' decodes every code as a label (supervised AAE): {operation} needs a label, one of {LABELS}"
+        f"model 'mnist-saae' decodes every code as a label (supervised AAE): {operation} needs a label, "
+        f"one of {LABELS} (`label=` in Python and HTTP, --label on the command line)"
     )
 
 

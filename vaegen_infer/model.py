@@ -354,7 +354,7 @@ class Model:
         if self.label_decoder and label is None:
             raise UsageError(
                 f"model '{self.name}' decodes every code as a label (supervised AAE): {operation} needs a label, "
-                f"one of {', '.join(self.label_names())}"
+                f"one of {', '.join(self.label_names())} (`label=` in Python and HTTP, --label on the command line)"
             )
 
     def _label_arg(self, label: Any) -> Any:
