@@ -162,7 +162,45 @@ def test_fewer_draws_are_a_prefix_of_more(prior: Prior) -> None:
 
 def test_priors_without_a_density_say_so() -> None:
     with pytest.raises(UsageError, match="no closed-form density"):
-        MixturePrior(2).log_density(np.zeros((1, 2)))
+        SwissRollPrior(2).log_density(np.zeros((1, 2)))
+
+
+def _mog_by_hand(prior: MixturePrior, z: np.ndarray) -> np.ndarray:
+    """The mixture written out: per pair of dimensions, component k is N(radius (cos, sin),
+    R diag(radial_std^2, tangential_std^2) R^T) with R the rotation by 2 pi k / K; an odd last
+    dimension is N(0, radial_std^2); components weigh 1/K. scipy does the Gaussians."""
+    from scipy.stats import multivariate_normal, norm
+
+    d, k = z.shape[1], prior.k
+    total = np.zeros(len(z))
+    for c in range(k):
+        a = 2 * np.pi * c / k
+        rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        cov = rot @ np.diag([prior.radial_std**2, prior.tangential_std**2]) @ rot.T
+        mean = prior.radius * np.array([np.cos(a), np.sin(a)])
+        p = np.ones(len(z))
+        for i in range(d // 2):
+            p *= multivariate_normal(mean, cov).pdf(z[:, 2 * i : 2 * i + 2])
+        if d % 2:
+            p *= norm(0, prior.radial_std).pdf(z[:, -1])
+        total += p / k
+    return np.log(total)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 4, 5])
+def test_mog_density_matches_the_mixture_written_out(dim: int) -> None:
+    prior = MixturePrior(dim, k=7, radius=3.0, radial_std=0.8, tangential_std=0.3)
+    z = np.concatenate([prior.sample(50, np.random.default_rng(dim)), np.random.default_rng(9).normal(0, 3, (20, dim))])
+    np.testing.assert_allclose(prior.log_density(z), _mog_by_hand(prior, z), rtol=1e-9, atol=1e-9)
+    assert prior.log_density(z.reshape(2, 35, dim)).shape == (2, 35)
+
+
+def test_mog_density_integrates_to_one_in_2d() -> None:
+    prior = MixturePrior(2)  # radius 4, petals of std 1 x 0.25
+    ax = np.linspace(-9.0, 9.0, 721)
+    step = ax[1] - ax[0]
+    grid = np.stack(np.meshgrid(ax, ax, indexing="ij"), -1).reshape(-1, 2)
+    assert float(np.exp(prior.log_density(grid)).sum() * step**2) == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(PRIORS))
@@ -174,7 +212,9 @@ def test_has_density_says_whether_log_density_answers(name: str) -> None:
         else PRIORS[name](2)
     )
     z = np.zeros((3, 2))
-    if prior.has_density:
+    if name == "mog":  # every petal's centre is radius 4 away along its long axis (std 1; across: 0.25)
+        np.testing.assert_allclose(prior.log_density(z), -0.5 * 4.0**2 - np.log(2 * np.pi * 0.25), rtol=1e-12)
+    elif prior.has_density:
         np.testing.assert_allclose(prior.log_density(z), -np.log(2 * np.pi), rtol=1e-12)  # N(0, I) at 0, D = 2
     else:
         with pytest.raises(UsageError, match="no closed-form density"):

@@ -7,6 +7,7 @@ entry of a manifest (`name` + `params`) through `make_prior`, which lists the va
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -194,6 +195,7 @@ class MixturePrior(Prior):
     N(0, radial_std^2). Components have equal weight."""
 
     name = "mog"
+    has_density = True
 
     def __init__(
         self, dim: int, k: int = 10, radius: float = 4.0, radial_std: float = 1.0, tangential_std: float = 0.25
@@ -246,6 +248,22 @@ class MixturePrior(Prior):
         radial = x * cos + y * sin - self.radius  # (N, pairs, K)
         tangential = -x * sin + y * cos
         return -0.5 * ((radial / self.radial_std) ** 2 + (tangential / self.tangential_std) ** 2).sum(1)
+
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        """log p(z) of the whole mixture (every class, equal weights), nats: (..., D) -> (...).
+
+        Each pair of dimensions is a 2-D Gaussian in the component's rotated frame, whose normaliser
+        is 2 pi radial_std tangential_std (a rotation keeps volume); the odd last dimension is
+        N(0, radial_std^2) for every component."""
+        z = np.asarray(z, dtype=np.float64)
+        flat = z.reshape(-1, self.dim)  # (M, D)
+        comp = self.component_log_density(flat)  # (M, K), without the normalisers
+        top = comp.max(1, keepdims=True)
+        out = top[:, 0] + np.log(np.exp(comp - top).mean(1))  # log (1/K) sum_k, without overflow
+        out -= (self.dim // 2) * math.log(2 * math.pi * self.radial_std * self.tangential_std)
+        if self.dim % 2:
+            out -= 0.5 * (_LOG_2PI + 2 * math.log(self.radial_std) + (flat[:, -1] / self.radial_std) ** 2)
+        return out.reshape(z.shape[:-1])
 
     def region_of(self, z: np.ndarray) -> np.ndarray:
         """The most likely component of each code, (N,)."""
