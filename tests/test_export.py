@@ -126,6 +126,17 @@ def test_mlp_blocks_add_hidden_layers_and_keep_old_names_at_zero() -> None:
     assert max(check_graphs(model, graphs, batches=(1, 7)).values()) <= PARITY_TOL
 
 
+def test_code_error_is_relative_above_one_and_absolute_below() -> None:
+    from train.export import code_error
+
+    want = np.array([[-20.3, 14.4, 0.5, -0.02]])
+    # a few float32 steps at -20.3 (1.34e-5, measured on an exported MLP encoder) pass
+    assert code_error(want + np.array([[-1.34e-5, 0.0, 0.0, 0.0]]), want).max() <= PARITY_TOL
+    assert code_error(want + np.array([[0.0, 0.0, 2e-5, 0.0]]), want).max() == pytest.approx(2e-5)  # absolute
+    assert code_error(want + np.array([[0.0, 1e-3, 0.0, 0.0]]), want).max() == pytest.approx(1e-3 / 14.4)
+    assert code_error(want + np.array([[0.0, 0.0, 0.0, 1.1e-5]]), want).max() > PARITY_TOL
+
+
 def test_logit_error_allows_float32_cancellation_but_not_real_differences() -> None:
     from train.export import logit_error
 
