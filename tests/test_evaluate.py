@@ -12,7 +12,7 @@ pytest.importorskip("tqdm")
 from train.evaluate import active_units, iwae, parzen_log_likelihood
 from vaegen_infer.errors import UsageError
 from vaegen_infer.manifest import ImageSpec
-from vaegen_infer.priors import GaussianMixturePrior, GaussianPrior, MixturePrior, Prior
+from vaegen_infer.priors import GaussianMixturePrior, GaussianPrior, Prior, SwissRollPrior
 
 
 class _OnePixel:
@@ -92,9 +92,9 @@ def test_batching_does_not_change_the_answer() -> None:
     np.testing.assert_allclose(small, large, atol=1e-12)
 
 
-def test_non_gaussian_prior_is_refused() -> None:
+def test_prior_without_a_density_is_refused() -> None:
     model = _OnePixel(0.0, 0.0)
-    model.prior = MixturePrior(2)
+    model.prior = SwissRollPrior(2)  # the mog prior has a density now; the swiss roll has none
     with pytest.raises(UsageError, match="needs a prior with a density"):
         iwae(model, _ones(2), k=2, quiet=True)  # type: ignore[arg-type]
 
