@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -222,34 +222,19 @@ def chunks_per_thread(k: int) -> Iterator[None]:
 
 
 @contextmanager
-def spinning_pool(threads: int) -> Iterator[None]:
-    """Sessions made inside get `threads` intra-op threads with spinning on (the split runner's too)."""
+def spinning_pool(threads: int | None = None) -> Iterator[None]:
+    """Sessions made inside spin (ONNX Runtime's default); with `threads`, they also get that many
+    intra-op threads, the split runner's single-threaded session included."""
     from vaegen_infer import providers
 
     saved = providers.intra_op_threads, providers.SPINNING
-    providers.intra_op_threads = lambda request: threads  # type: ignore[assignment]
+    if threads is not None:
+        providers.intra_op_threads = lambda request: threads  # type: ignore[assignment]
     providers.SPINNING = True
     try:
         yield
     finally:
         providers.intra_op_threads, providers.SPINNING = saved
-
-
-@contextmanager
-def nothing() -> Iterator[None]:
-    yield
-
-
-@contextmanager
-def spin_on() -> Iterator[None]:
-    from vaegen_infer import providers
-
-    saved = providers.SPINNING
-    providers.SPINNING = True
-    try:
-        yield
-    finally:
-        providers.SPINNING = saved
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -340,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
 
         Config = tuple[Callable[[np.ndarray], Any], Callable[[], Any]]
 
-        def config(model: Any, context: Callable[[], Any] = nothing) -> Config:
+        def config(model: Any, context: Callable[[], Any] = nullcontext) -> Config:
             return (lambda z: model.decode(z)), context
 
         configs = {
@@ -348,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
             "chunks 2/thread": config(ref, lambda: chunks_per_thread(2)),
             "chunks 1/thread": config(ref, lambda: chunks_per_thread(1)),
             "split + spinning pool": config(models["split + spinning pool"], lambda: spinning_pool(cores)),
-            "intra-op, spin on": config(models["intra-op, spin on"], spin_on),
+            "intra-op, spin on": config(models["intra-op, spin on"], spinning_pool),
             "intra-op, spin off": config(models["intra-op, spin off"]),
             "channels-last (NHWC)": config(models["channels-last (NHWC)"]),
             "fused sub-pixel (float)": config(models["fused sub-pixel (float)"]),
@@ -383,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
         sessions = {name: one_thread_session(path) for name, path in graph_files.items()}
         z512 = ref.sample_latents(512, seed=1)
         single = time_configs(
-            {name: ((lambda z, s=s: s.run(["x"], {"z": z})), nothing) for name, s in sessions.items()},
+            {name: ((lambda z, s=s: s.run(["x"], {"z": z})), nullcontext) for name, s in sessions.items()},
             z512,
             args.rounds,
             args.budget,

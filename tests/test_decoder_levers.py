@@ -87,6 +87,9 @@ def test_spinning_pool_changes_session_options_only_inside() -> None:
     with spinning_pool(3):
         assert providers.intra_op_threads(request) == 3 and providers.SPINNING is True
     assert (providers.intra_op_threads(request), providers.SPINNING) == before
+    with spinning_pool():  # spinning alone: the thread count stays the runtime's
+        assert providers.intra_op_threads(request) == before[0] and providers.SPINNING is True
+    assert (providers.intra_op_threads(request), providers.SPINNING) == before
 
 
 def test_op_table_orders_operators_by_total_time() -> None:

@@ -47,6 +47,8 @@ MAX_SAMPLES = 10_000_000
 SCORE_RUN_ROWS = 8192
 SCORE_RUN_ELEMENTS = 1 << 24
 _F32 = np.dtype(np.float32)
+_IMAGES = [DECODER_OUTPUTS[0]]  # the decoder output decode() asks for; ONNX Runtime does not modify it
+_CODES = list(ENCODER_OUTPUTS)
 
 
 def _range_bits(value_range: tuple[float, float]) -> np.uint32 | None:
@@ -59,8 +61,6 @@ def _range_bits(value_range: tuple[float, float]) -> np.uint32 | None:
     if lo != 0 or not (np.isfinite(hi) and hi > 0):
         return None
     return np.array(hi, dtype=np.float32).view(np.uint32)[()]
-_IMAGES = [DECODER_OUTPUTS[0]]  # the decoder output decode() asks for; ONNX Runtime does not modify it
-_CODES = list(ENCODER_OUTPUTS)
 
 
 class Model:

@@ -17,6 +17,12 @@ from .likelihoods import LOG_2PI as _LOG_2PI
 from .manifest import PriorSpec
 
 
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    """log sum_k exp(a[:, k]), (M, K) -> (M,), without overflow (scipy is not a runtime dependency)."""
+    top = a.max(1, keepdims=True)
+    return top[:, 0] + np.log(np.exp(a - top).sum(1))
+
+
 class Prior:
     """Base class. `n_regions` is the number of per-label regions (0 when sampling by label is impossible)."""
 
@@ -182,8 +188,7 @@ class GaussianMixturePrior(Prior):
         # |z - m_k|^2 / var_k expanded into three products, so no (M, K, D) array is formed
         quad = (flat**2) @ inv.T - 2 * flat @ (self.means * inv).T + ((self.means**2) * inv).sum(1)  # (M, K)
         log_comp = -0.5 * (self.dim * _LOG_2PI + self.logvars.sum(1) + quad) + np.log(self.weights)
-        top = log_comp.max(1, keepdims=True)
-        out = top[:, 0] + np.log(np.exp(log_comp - top).sum(1))
+        out = _logsumexp(log_comp)
         return out.reshape(z.shape[:-1])
 
 
@@ -258,8 +263,7 @@ class MixturePrior(Prior):
         z = np.asarray(z, dtype=np.float64)
         flat = z.reshape(-1, self.dim)  # (M, D)
         comp = self.component_log_density(flat)  # (M, K), without the normalisers
-        top = comp.max(1, keepdims=True)
-        out = top[:, 0] + np.log(np.exp(comp - top).mean(1))  # log (1/K) sum_k, without overflow
+        out = _logsumexp(comp) - math.log(self.k)  # log (1/K) sum_k
         out -= (self.dim // 2) * math.log(2 * math.pi * self.radial_std * self.tangential_std)
         if self.dim % 2:
             out -= 0.5 * (_LOG_2PI + 2 * math.log(self.radial_std) + (flat[:, -1] / self.radial_std) ** 2)
