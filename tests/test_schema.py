@@ -66,6 +66,8 @@ def runtime_accepts(data: Any) -> bool:
     try:
         m = Manifest.from_dict(data, source="test.json")
         make_prior(m.prior, m.latent_dim)
+        if m.sampler is not None:
+            make_prior(m.sampler, m.latent_dim)
     except BundleError:
         return False
     return True
@@ -215,10 +217,9 @@ def with_latent_dim(dim: int) -> Edit:
     return edit
 
 
-def mixture(weights: Any, means: Any, logvars: Any) -> Edit:
-    return put(
-        "prior", {"name": "gaussian-mixture", "params": {"weights": weights, "means": means, "logvars": logvars}}
-    )
+def mixture(weights: Any, means: Any, logvars: Any, key: str = "prior") -> Edit:
+    """Make the manifest's `key` (prior or sampler) this gaussian-mixture."""
+    return put(key, {"name": "gaussian-mixture", "params": {"weights": weights, "means": means, "logvars": logvars}})
 
 
 def variant(base: str, *edits: Edit) -> dict[str, Any]:
@@ -281,6 +282,10 @@ BROKEN: list[tuple[str, str, tuple[Edit, ...]]] = [
     ("mixture-weight-negative", "vae2d", (mixture([1.0, -1.0], [[0, 0], [1, 1]], [[0, 0], [0, 0]]),)),
     ("mixture-no-weights", "vae2d", (mixture([], [], []),)),
     ("mixture-means-flat", "vae2d", (mixture([1.0], [0.0, 0.0], [[0, 0]]),)),
+    ("sampler-on-conditional", "aae", (put("sampler", {"name": "gaussian", "params": {}}),)),
+    ("sampler-no-name", "vae2d", (put("sampler", {"params": {}}),)),
+    ("sampler-unknown", "vae2d", (put("sampler", {"name": "kde", "params": {}}),)),
+    ("sampler-weight-negative", "vae2d", (mixture([1.0, -1.0], [[0, 0], [1, 1]], [[0, 0], [0, 0]], "sampler"),)),
     ("labels-empty", "aae", (put("labels", []),)),
     ("labels-repeated", "aae", (put("labels", ["0", "1", "2", "3", "4", "5", "6", "7", "8", "8"]),)),
     ("labels-numbers", "vae2d", (put("labels", list(range(10))),)),
@@ -358,6 +363,7 @@ BROKEN: list[tuple[str, str, tuple[Edit, ...]]] = [
 VALID: list[tuple[str, str, tuple[Edit, ...]]] = [
     ("shipped-aae", "aae", ()),
     ("shipped-vae2d", "vae2d", ()),
+    ("sampler-mixture", "vae2d", (mixture([0.5, 0.5], [[0, 1], [1, 0]], [[0, 0], [-1, -1]], "sampler"),)),
     ("no-description", "aae", (put("description"),)),
     ("description-null", "aae", (put("description", None),)),
     ("data-null", "vae2d", (put("image.data", None),)),

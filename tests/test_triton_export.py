@@ -180,6 +180,7 @@ _DRAW = textwrap.dedent(
         ("mnist-aae-swissroll", 9, 0, 7),
         ("mnist-aae", 7, 2, None),
         ("mnist-vae-2d", 9, 0, None),
+        ("color-dsprites", 9, 0, None),  # draws from its fitted sampler, not its prior
     ],
 )
 def test_sampler_draws_the_codes_of_model_sample_latents_with_numpy_alone(

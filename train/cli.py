@@ -335,18 +335,49 @@ def export(
     name: Annotated[str | None, typer.Option(help="Bundle name; default: the directory name.")] = None,
     description: Annotated[str, typer.Option(help="One line shown by `vaegen-infer models`.")] = "",
     exporter: Annotated[str, typer.Option(help="dynamo or torchscript.")] = "dynamo",
+    sampler: Annotated[
+        str,
+        typer.Option(
+            help="What `vaegen-infer sample` draws codes from: prior (the one trained with), or gmm:K, a "
+            "K-component Gaussian mixture fitted to the training images' codes. Try gmm:10 when samples "
+            "look worse than reconstructions (codes that miss the prior's regions; the export prints "
+            "whether the mixture fits held-out codes better than the prior)."
+        ),
+    ] = "prior",
     debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
 ) -> None:
     """Export a run to encoder.onnx, decoder.onnx and model.json, checked against PyTorch."""
+    from train.analysis import parse_sampler
     from train.export import export_run
     from vaegen_infer.errors import VaegenError
 
     try:
-        path, parity = export_run(run, out, name=name, description=description, exporter=exporter)
+        components = parse_sampler(sampler)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--sampler "), param_hint="--sampler") from None
+    try:
+        path, parity = export_run(
+            run, out, name=name, description=description, exporter=exporter, sampler_components=components
+        )
     except VaegenError as exc:
         raise _fail(exc, debug) from None
     worst = max(parity.values())
     typer.echo(f"wrote {path} (largest |ORT - PyTorch| over batches 1, 7, 64: {worst:.2e})")
+    if components:
+        _say_sampler(path)
+
+
+def _say_sampler(bundle: Path) -> None:
+    """One line on the fitted sampler: held-out codes' log-density under it and under the prior."""
+    import json
+
+    record = json.loads((bundle / "model.json").read_text())["training"]["sampler"]
+    line = f"sampler: {record['components']}-component mixture fitted to {record['images']:,} training codes"
+    if "val_log_density_sampler" in record:
+        line += f"; validation codes' mean log-density {record['val_log_density_sampler']:.2f} nats under it"
+        if "val_log_density_prior" in record:
+            line += f", {record['val_log_density_prior']:.2f} under the prior"
+    typer.echo(line)
 
 
 @app.command()

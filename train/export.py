@@ -377,13 +377,21 @@ def export_run(
     attributes: dict[str, Attribute] | None = None,
     latent_stats: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    sampler_components: int = 0,
 ) -> tuple[Path, dict[str, float]]:
-    """Export a training run to a checked bundle at `out`; returns the path and the parity report."""
-    from train.analysis import builtin_attributes, latent_statistics
+    """Export a training run to a checked bundle at `out`; returns the path and the parity report.
+    `sampler_components` K > 0 also fits a K-component mixture to the training codes for `sample`
+    to draw from (model.json's `sampler`; train.analysis.fit_sampler)."""
+    from train.analysis import builtin_attributes, fit_sampler, latent_statistics
     from train.config import TrainConfig
     from train.fit import load_checkpoint, load_data
 
     model, payload = load_checkpoint(run)
+    if sampler_components and model.cfg.conditional:
+        raise ExportError(
+            f"{run}: a label-conditioned model samples by label from its prior's regions; --sampler "
+            "cannot replace them: leave --sampler at prior"
+        )
     started = time.time()
     split = load_data(TrainConfig.from_dict(payload["train_config"]))
     if attributes is None:
@@ -401,12 +409,22 @@ def export_run(
     prior = runtime_prior.spec()
     conditional = cfg.conditional
     factors = export_latent_factors(model, payload, graphs["encoder.onnx"]) if split.factors else {}
+    sampler, sampler_record = None, None
+    if sampler_components:
+        try:
+            fitted, sampler_record = fit_sampler(model, split, sampler_components, runtime_prior)
+        except ValueError as exc:
+            raise ExportError(str(exc)) from None
+        sampler = fitted.spec()
 
     def build(hashes: dict[str, str]) -> Manifest:
         m = base_manifest(name or out.name, model, payload, hashes, exporter, description, prior, labels, conditional)
         m.attributes = dict(attributes or {})
         m.latent_stats = dict(latent_stats or {})
         m.latent_factors = factors
+        m.sampler = sampler
+        if sampler_record is not None:
+            m.training["sampler"] = sampler_record
         m.metrics = dict(metrics or {})
         m.producer["parity_max_abs_diff"] = {k: float(f"{v:.3g}") for k, v in parity.items()}
         m.producer["parity_batches"] = list(PARITY_BATCHES)

@@ -276,6 +276,13 @@ def sample(
         int | None,
         typer.Option(min=1, max=64, help="Label-conditioned models: a row of this many per label (label i: seed + i)."),
     ] = None,
+    from_prior: Annotated[
+        bool,
+        typer.Option(
+            help="Draw the codes from the prior the model was trained with, even where the bundle has a "
+            "fitted sampler (`vaegen-infer info` shows it): to see what the prior alone gives."
+        ),
+    ] = False,
     model: ModelOpt = DEFAULT_MODEL,
     cols: Annotated[int | None, typer.Option(min=1, help="Grid columns (default: near-square).")] = None,
     scale: Annotated[int, typer.Option(min=1, max=16, help="Upscale each image this many times.")] = 2,
@@ -287,8 +294,10 @@ def sample(
     tf32: Tf32Opt = False,
     cuda_graph: CudaGraphOpt = False,
 ) -> None:
-    """Draw N images from the model's prior and write them as one grid image.
+    """Draw N images and write them as one grid image.
 
+    Codes come from the bundle's sampler where it has one (a density fitted at export to the
+    training images' codes, for models whose codes fill the prior unevenly), else from the prior.
     Label-conditioned models (see `vaegen-infer models`) draw from one class with --label, or show
     every class, a row each, with --per-label."""
     from . import grids
@@ -311,7 +320,7 @@ def sample(
         from .io import save_npy_stream
 
         with _progress(n, show=n >= PROGRESS_FROM) as advance:
-            blocks = g.iter_samples(n, seed=seed, label=label, chunk=STREAM_CHUNK)
+            blocks = g.iter_samples(n, seed=seed, label=label, chunk=STREAM_CHUNK, from_prior=from_prior)
             written = save_npy_stream(path, (n, *g.image_shape), blocks, advance)
         _done(written, f"{n:,} samples as a float32 array {(n, *g.image_shape)} from {g.name}, seed {seed}")
         return
@@ -323,10 +332,12 @@ def sample(
     if fmt == "png" and out_dir is None and n > STREAM_PNG_FROM:  # decode and compress at once
         from .io import write_bytes
 
-        written = write_bytes(path, lambda fh: grids.sample_png(g, n, seed, fh, label, cols, scale, STREAM_PNG_LEVEL))
+        written = write_bytes(
+            path, lambda fh: grids.sample_png(g, n, seed, fh, label, cols, scale, STREAM_PNG_LEVEL, from_prior)
+        )
         what = str(written)
     else:
-        grid = grids.sample_grid(g, n, seed, label=label, cols=cols)
+        grid = grids.sample_grid(g, n, seed, label=label, cols=cols, from_prior=from_prior)
         what = _write(grid, output, str(path), out_dir, scale)
     of_label = f" of label {label}" if label is not None else ""
     typer.echo(f"wrote {what} ({_plural(n, 'sample')}{of_label} from {g.name}, seed {seed})")
@@ -420,6 +431,7 @@ def info(
         f"[{m.image.value_range[0]:g}, {m.image.value_range[1]:g}], {likelihood} likelihood, {m.image.data_kind} data",
         f"preprocess:  {'centre crop ' + str(pre.crop) + ', ' if pre.crop else ''}resize {pre.resize}",
         f"latent:      {m.latent_dim} dimensions, prior {g.prior.describe()}",
+        f"sampler:     {'the prior' if m.sampler is None else 'fitted to the training codes: ' + g.sampler.describe()}",
         f"labels:      {', '.join(m.labels) if m.labels else '-'}"
         + (" (sample by label)" if m.conditional else "")
         + (f" (decoder input '{m.label_input}': every image is drawn as a label; restyle)" if m.label_input else ""),

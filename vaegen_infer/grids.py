@@ -102,9 +102,17 @@ def short_name(name: str, limit: int = 14) -> str:
     return name if len(name) <= limit else name[: limit - 1] + "~"
 
 
-def sample_grid(g: Model, n: int, seed: int | None, label: int | str | None = None, cols: int | None = None) -> Grid:
-    """n samples (of one class with `label`), near-square unless `cols` is given."""
-    return _near_square(g.sample(n, seed=seed, label=label), cols)
+def sample_grid(
+    g: Model,
+    n: int,
+    seed: int | None,
+    label: int | str | None = None,
+    cols: int | None = None,
+    from_prior: bool = False,
+) -> Grid:
+    """n samples (of one class with `label`; from the prior, not the sampler, with `from_prior`),
+    near-square unless `cols` is given."""
+    return _near_square(g.sample(n, seed=seed, label=label, from_prior=from_prior), cols)
 
 
 def sample_png(
@@ -116,8 +124,9 @@ def sample_png(
     cols: int | None = None,
     scale: int = 2,
     compress_level: int = 6,
+    from_prior: bool = False,
 ) -> tuple[int, int]:
-    """Write `sample_grid(g, n, seed, label, cols).png(scale)`'s picture as a PNG to `fh`, decoding
+    """Write `sample_grid(g, n, seed, label, cols, from_prior).png(scale)`'s picture as a PNG to `fh`, decoding
     and compressing at once: each band of grid rows is compressed (vaegen_infer.png) while the model
     decodes the next. The pixels equal the Grid's; the bytes differ from Pillow's encoder (filter
     None, one zlib stream) and are the same for a given seed and level. Returns (width, height)."""
@@ -132,7 +141,7 @@ def sample_png(
     writer = StreamedPNG(fh, width, height, channels, compress_level)
     y = 0
     try:
-        for i, block in enumerate(g.iter_samples(n, seed=seed, label=label, chunk=band)):
+        for i, block in enumerate(g.iter_samples(n, seed=seed, label=label, chunk=band, from_prior=from_prior)):
             first = i * band // c
             paste_rows(canvas, block, c, pad, scale, first_row=first)
             done = first + -(-len(block) // c)  # grid rows filled so far

@@ -348,6 +348,11 @@ class Manifest:
     encoder: GraphSpec
     decoder: GraphSpec
     description: str = ""
+    # What `sample` draws codes from when it is not the prior: a density fitted after training to
+    # the training images' codes (the aggregate posterior; ex-post density estimation, Ghosh et al.
+    # 2020), for models whose codes fill the prior unevenly. None: samples come from the prior. The
+    # prior stays what the model was trained with: scores, traversals and maps use it.
+    sampler: PriorSpec | None = None
     labels: list[str] | None = None
     conditional: bool = False
     # The decoder's label input (supervised AAE): its tensor name, taking the one-hot (N, K) with
@@ -380,6 +385,7 @@ class Manifest:
             "image": self.image.to_dict(),
             "latent_dim": self.latent_dim,
             "prior": self.prior.to_dict(),
+            **({"sampler": self.sampler.to_dict()} if self.sampler else {}),
             "labels": self.labels,
             "conditional": self.conditional,
             **({"label_input": self.label_input} if self.label_input else {}),
@@ -413,6 +419,10 @@ class Manifest:
 
         pf = f.sub("prior")
         prior = PriorSpec(pf.str("name"), pf.dict("params"))
+        sampler = None
+        if f.has("sampler"):
+            sf = f.sub("sampler")
+            sampler = PriorSpec(sf.str("name"), sf.dict("params"))
 
         labels = None
         if f.has("labels"):
@@ -425,6 +435,9 @@ class Manifest:
         conditional = f.bool("conditional") if "conditional" in f.obj else False
         if conditional and labels is None:
             raise f.fail("labels", "a list of class names when 'conditional' is true", None)
+        if conditional and sampler is not None:
+            # the sampler has no label regions: sampling by label needs the prior's
+            raise f.fail("sampler", "absent when 'conditional' is true (it cannot draw by label)", sampler.name)
         label_input = f.str("label_input") if f.has("label_input") else None
         if label_input is not None:
             if labels is None:
@@ -476,6 +489,7 @@ class Manifest:
             image=image,
             latent_dim=dim,
             prior=prior,
+            sampler=sampler,
             encoder=encoder,
             decoder=decoder,
             description=f.obj.get("description", "") or "",

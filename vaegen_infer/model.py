@@ -87,6 +87,10 @@ class Model:
             )
             self.precision = "float32"
         self.prior: Prior = make_prior(bundle.manifest.prior, bundle.manifest.latent_dim)
+        # What `sample` draws from: the bundle's fitted sampler (a density of the training codes),
+        # else the prior itself. Built here so a bad sampler fails at load, not at the first sample.
+        spec = bundle.manifest.sampler
+        self.sampler: Prior = self.prior if spec is None else make_prior(spec, bundle.manifest.latent_dim)
         # role -> how its session runs (SessionRunner on CPU; CudaRunner / CudaGraphRunner on CUDA).
         # Created on first use, so `sample` and `decode` never build the encoder's session.
         self._runners: dict[str, Runner] = {}
@@ -314,41 +318,60 @@ class Model:
         mu, logvar = self._runner("encoder").run_device(list(ENCODER_OUTPUTS), {ENCODER_INPUT: images})
         return mu, logvar
 
-    def iter_latents(self, n: int, seed: int | None = None, label: int | str | None = None) -> Iterator[np.ndarray]:
-        """Draw n codes from the bundle's prior in blocks of up to DRAW_CHUNK rows, (m, D) each;
-        with `label`, from that class's region. Every sampling path draws through here, so a seed
-        gives the same codes whether they are taken at once or streamed. A label-conditioned decoder
-        (supervised AAE) has a label-free prior: the label is checked, the codes do not depend on it."""
+    def iter_latents(
+        self, n: int, seed: int | None = None, label: int | str | None = None, from_prior: bool = False
+    ) -> Iterator[np.ndarray]:
+        """Draw n codes in blocks of up to DRAW_CHUNK rows, (m, D) each, from the bundle's sampler
+        (its fitted density of the training codes, where it has one) or, with `from_prior` or
+        without a sampler, from the prior; with `label`, from that class's region. Every sampling
+        path draws through here, so a seed gives the same codes whether they are taken at once or
+        streamed. A label-conditioned decoder (supervised AAE) has a label-free prior: the label is
+        checked, the codes do not depend on it."""
         n = check_count(n)
         index = None if label is None else self.label_index(label)
+        source = self.prior if from_prior else self.sampler
         rng = np.random.default_rng(seed)
         for start in range(0, n, DRAW_CHUNK):
             m = min(DRAW_CHUNK, n - start)
             labels = None if index is None or not self.manifest.conditional else np.full(m, index, dtype=np.int64)
-            yield self.prior.sample(m, rng, labels)
+            yield source.sample(m, rng, labels)
 
-    def sample_latents(self, n: int, seed: int | None = None, label: int | str | None = None) -> np.ndarray:
-        """Draw n codes (n, D) from the bundle's prior; with `label`, from that class's region."""
-        return np.concatenate(list(self.iter_latents(n, seed, label)))
+    def sample_latents(
+        self, n: int, seed: int | None = None, label: int | str | None = None, from_prior: bool = False
+    ) -> np.ndarray:
+        """Draw n codes (n, D) as `sample` does; with `label`, from that class's region."""
+        return np.concatenate(list(self.iter_latents(n, seed, label, from_prior)))
 
     def iter_samples(
-        self, n: int, seed: int | None = None, label: int | str | None = None, chunk: int = DEFAULT_CHUNK
+        self,
+        n: int,
+        seed: int | None = None,
+        label: int | str | None = None,
+        chunk: int = DEFAULT_CHUNK,
+        from_prior: bool = False,
     ) -> Iterator[np.ndarray]:
         """Generate n images as blocks of up to `chunk` images (m, C, H, W): memory stays bounded
         however large n is. Concatenated, the blocks equal `sample(n, seed, label)`."""
         self._need_label(label, "sample")
-        for z in self.iter_latents(n, seed, label):
+        for z in self.iter_latents(n, seed, label, from_prior):
             for start in range(0, len(z), chunk):
                 yield self.decode(z[start : start + chunk], self._label_arg(label), chunk=chunk)
 
     def sample(
-        self, n: int, seed: int | None = None, label: int | str | None = None, chunk: int = DEFAULT_CHUNK
+        self,
+        n: int,
+        seed: int | None = None,
+        label: int | str | None = None,
+        chunk: int = DEFAULT_CHUNK,
+        from_prior: bool = False,
     ) -> np.ndarray:
-        """Generate n images (n, C, H, W) in [0, 1]; the same seed gives the same images. `label`
-        draws that class: required by a label-conditioned decoder (supervised AAE), which draws the
-        style from its label-free prior and decodes it as the label."""
+        """Generate n images (n, C, H, W) in [0, 1]; the same seed gives the same images. Codes come
+        from the bundle's sampler where it has one (a density fitted to the training codes, which
+        some models fill unevenly), else from the prior; `from_prior` draws from the prior always.
+        `label` draws that class: required by a label-conditioned decoder (supervised AAE), which
+        draws the style from its label-free prior and decodes it as the label."""
         self._need_label(label, "sample")
-        return self.decode(self.sample_latents(n, seed, label), self._label_arg(label), chunk=chunk)
+        return self.decode(self.sample_latents(n, seed, label, from_prior), self._label_arg(label), chunk=chunk)
 
     def _need_label(self, label: Any, operation: str) -> None:
         if self.label_decoder and label is None:

@@ -267,6 +267,7 @@ def summary(model: Model, full: bool = False) -> dict[str, Any]:
         },
         "latent_dim": m.latent_dim,
         "prior": m.prior.name,
+        "sampler": m.sampler.name if m.sampler else None,
         "conditional": bool(m.conditional),
         "labels": list(m.labels) if m.labels else None,
         "attributes": sorted(m.attributes),
@@ -418,12 +419,14 @@ async def run_sample(state: _State, s: Served, b: SampleBody, _u: list[Upload], 
         return await answer(state, fmt, "images", x, {"labels": labels, "seed": seed}, headers)
     _check_n(b.n, state.settings)
     if fmt == "png":
-        return await _png(state, lambda: grids.sample_grid(g, b.n, seed, b.label, b.cols).png(b.scale), headers)
+        return await _png(
+            state, lambda: grids.sample_grid(g, b.n, seed, b.label, b.cols, b.from_prior).png(b.scale), headers
+        )
     # The hot path: draw this request's codes from its own seed here, then one batched decode.
     if b.n <= 256:  # a small draw (tens of microseconds) stays on the event loop
-        z = s.model.sample_latents(b.n, seed, b.label)  # (n, D)
+        z = s.model.sample_latents(b.n, seed, b.label, b.from_prior)  # (n, D)
     else:
-        z = await _thread(state, lambda: s.model.sample_latents(b.n, seed, b.label))
+        z = await _thread(state, lambda: s.model.sample_latents(b.n, seed, b.label, b.from_prior))
     x = await s.batched.decoder.submit_async(z)  # (n, C, H, W)
     return await answer(state, fmt, "images", x, {"z": z, "seed": seed}, headers)
 

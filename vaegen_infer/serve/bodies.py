@@ -27,6 +27,9 @@ class SampleBody(_Body):
     seed: int | None = Field(None, ge=0, lt=2**63, description="Same seed, same images; default: random.")
     label: int | str | None = Field(None, description="Class to draw from (label-conditioned models).")
     per_label: int | None = Field(None, ge=1, le=64, description="A row of this many per label (PNG).")
+    from_prior: bool = Field(
+        False, description="Draw from the trained prior even where the bundle has a fitted sampler."
+    )
     cols: int | None = Field(None, ge=1, le=1000)
     scale: int | None = Field(None, ge=1, le=16, description="Upscale each tile (default: as the CLI).")
 

@@ -26,17 +26,20 @@ class SampleError(ValueError):
 
 
 class Sampler:
-    """The bundle's prior, its labels and the draw rule of the runtime that exported it."""
+    """The bundle's sampler (its fitted density of the training codes, else the prior), its labels
+    and the draw rule of the runtime that exported it."""
 
     def __init__(self, manifest_path: Path, draw_chunk: int, max_n: int) -> None:
         data: Any = json.loads(manifest_path.read_text(encoding="utf-8"))
         self.manifest = Manifest.from_dict(data, source=str(manifest_path))
-        self.prior: Prior = make_prior(self.manifest.prior, self.manifest.latent_dim)
+        # as vaegen_infer.Model: `sample` draws from the fitted sampler where the bundle has one
+        spec = self.manifest.sampler if self.manifest.sampler is not None else self.manifest.prior
+        self.prior: Prior = make_prior(spec, self.manifest.latent_dim)
         self.draw_chunk = int(draw_chunk)  # vaegen_infer.model.DRAW_CHUNK at export time
         self.max_n = int(max_n)
 
     def draw(self, n: int, seed: int, label: int | None = None) -> np.ndarray:
-        """n codes (n, D) float32 from the prior, from label's region if given."""
+        """n codes (n, D) float32 from the sampler, from label's region if given."""
         m = self.manifest
         if not 1 <= n <= self.max_n:
             raise SampleError(f"n must lie in 1..{self.max_n}, got {n}; split larger requests")
