@@ -14,8 +14,12 @@ with --seed, colours with --colour-seed; training used the grid split of seed 0 
   (dsprites.FIT_ON_SHAPE).
 - reconstruction: mean squared error per pixel (values in [0, 1]) and the test bound in bits per
   dimension (`Model.score`, discretised Gaussian, k importance samples, on the first --score-images);
-- samples: the share of 1,000 samples (seed 0) that show one clean shape (one connected component,
-  area within the data set's range).
+- samples: 1,000 samples (seed 0), drawn as `vaegen-infer sample` draws them (from the bundle's
+  fitted sampler where it has one) and from the prior alone (`from_prior`): the share that show one
+  clean shape (one connected component, area within the data set's range); and, for the clean ones,
+  how their measured x, y, area and colour are spread against the fresh images' (the 1-D
+  Wasserstein distance in units of the fresh images' standard deviation; between two halves of the
+  fresh images for scale) and which shape their nearest fresh image (pixel distance) shows.
 
 Writes benchmarks/results/color_dsprites.json and .md; --write also puts the figures into the
 bundle's model.json (`metrics`), --pictures writes the README's pictures into docs/img/.
@@ -107,11 +111,53 @@ def verdict(effects: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+SAMPLE_PROPERTIES = ("x", "y", "area", "red", "green", "blue")
+
+
+def sample_stats(samples: np.ndarray, real: np.ndarray, real_props: dict[str, np.ndarray],
+                 real_shapes: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """Clean share of `samples` (n, C, H, W), and for the clean ones: per property the 1-D
+    Wasserstein distance to the `real` images' values (in real standard deviations) and the shares
+    of each shape among their nearest real images (squared pixel distance)."""
+    from scipy.stats import wasserstein_distance
+
+    clean = dsprites.one_clean_shape(samples)
+    out: dict[str, Any] = {"n": len(samples), "one_clean_shape": round(float(clean.mean()), 4)}
+    good = samples[clean]
+    if len(good) == 0:
+        return out
+    props = dsprites.measure(good)
+    out["w1_in_real_sd"] = {
+        k: round(float(wasserstein_distance(props[k], real_props[k]) / real_props[k].std()), 3)
+        for k in SAMPLE_PROPERTIES
+    }
+    a, b = good.reshape(len(good), -1), real.reshape(len(real), -1)  # (m, P), (r, P)
+    d2 = (a**2).sum(1)[:, None] - 2 * a @ b.T + (b**2).sum(1)[None, :]  # (m, r)
+    nearest = real_shapes[d2.argmin(1)]
+    out["nearest_real_shape_share"] = {
+        name: round(float((nearest == k).mean()), 3) for k, name in enumerate(dsprites.SHAPES)
+    }
+    return out
+
+
+def real_floor(real: np.ndarray) -> dict[str, float]:
+    """The same Wasserstein distances between two halves of the fresh images: the figure a perfect
+    sampler would get with this many images, its noise floor."""
+    from scipy.stats import wasserstein_distance
+
+    half = len(real) // 2
+    p, q = dsprites.measure(real[:half]), dsprites.measure(real[half:])
+    return {k: round(float(wasserstein_distance(p[k], q[k]) / q[k].std()), 3) for k in SAMPLE_PROPERTIES}
+
+
 def pictures(g: vi.Model, x: np.ndarray, shapes: np.ndarray, out: Path) -> list[Path]:
     """The README's pictures: samples, reconstructions, one shift row per factor, a traversal."""
     written = [out / "color-dsprites-samples.png", out / "color-dsprites-reconstruct.png",
                out / "color-dsprites-shifts.png", out / "color-dsprites-traverse.png"]  # fmt: skip
     write_bytes(written[0], lambda fh: fh.write(grids.sample_grid(g, 36, seed=0).png(scale=1)))
+    if g.manifest.sampler is not None:  # beside it, what the prior alone gives
+        written.append(out / "color-dsprites-samples-prior.png")
+        write_bytes(written[-1], lambda fh: fh.write(grids.sample_grid(g, 36, seed=0, from_prior=True).png(scale=1)))
     write_bytes(written[1], lambda fh: fh.write(grids.reconstruct_grid(g, x[:16], cols=8).png(scale=1)))
     amounts = [-2.0, -1.0, 0.0, 1.0, 2.0]
     names = [f for f in CONTINUOUS if f in g.manifest.attributes]
@@ -149,8 +195,20 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         f"Reconstruction MSE per pixel {r['mse_per_pixel']:.5f}; test bound {r['bits_per_dim']:.3f} bits/dim "
-        f"(k={r['k']}, {r['images']} images); samples showing one clean shape: "
-        f"{report['samples']['one_clean_shape']:.1%} of {report['samples']['n']:,}.",
+        f"(k={r['k']}, {r['images']} images).",
+        "",
+        "| samples (1,000, seed 0) | one clean shape | spread against fresh images: x / y / area / red / green / "
+        "blue (Wasserstein, in sd) | nearest fresh image a square / ellipse / heart |",
+        "| --- | --- | --- | --- |",
+    ]  # fmt: skip
+    for name, e in report["samples"].items():
+        w1 = " / ".join(f"{e['w1_in_real_sd'][k]:.3f}" for k in SAMPLE_PROPERTIES) if "w1_in_real_sd" in e else "-"
+        near = " / ".join(f"{v:.1%}" for v in e["nearest_real_shape_share"].values()) if "w1_in_real_sd" in e else "-"
+        lines.append(f"| {name} | {e['one_clean_shape']:.1%} | {w1} | {near} |")
+    floor = report["real_halves_w1_in_sd"]
+    halves = " / ".join(f"{floor[k]:.3f}" for k in SAMPLE_PROPERTIES)
+    lines += [
+        f"| two halves of the fresh images (the floor) | - | {halves} | 33.3% each in the data |",
         "",
         f"Goal ({report['verdict']['goal']}): {'met' if report['verdict']['met'] else 'missed'}.",
     ]  # fmt: skip
@@ -176,7 +234,15 @@ def main(argv: list[str] | None = None) -> None:
     effects = shift_effects(g, x, shapes)
     rec = g.reconstruct(x)
     ll = g.score(x[: args.score_images], k=args.k, seed=0)
-    samples = g.sample(1000, seed=0)
+    real_props = dsprites.measure(x)
+    sources = {"as `sample` draws them (the bundle's sampler)": False} if g.manifest.sampler is not None else {}
+    sources["from the prior, N(0, I)"] = True
+    samples = {name: sample_stats(g.sample(1000, seed=0, from_prior=p), x, real_props, shapes)
+               for name, p in sources.items()}  # fmt: skip
+    # what the decoder can paint at best: reconstructions of 1,000 of the fresh images
+    samples["reconstructions of 1,000 fresh images (the model's ceiling)"] = sample_stats(
+        rec[:1000], x, real_props, shapes
+    )
     report = {
         "meta": {
             "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
@@ -190,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
             "bits_per_dim": round(float(bits_per_dim(ll, int(np.prod(g.image_shape))).mean()), 4),
             "k": args.k, "images": len(ll),
         },
-        "samples": {"n": 1000, "one_clean_shape": round(float(dsprites.one_clean_shape(samples).mean()), 4)},
+        "samples": samples,
+        "real_halves_w1_in_sd": real_floor(x),
     }  # fmt: skip
     report["verdict"] = verdict(effects)
     report["meta"]["seconds"] = round(time.time() - started, 1)
@@ -209,10 +276,12 @@ def main(argv: list[str] | None = None) -> None:
                                          if f in effects},
             "reconstruction_mse": report["reconstruction"]["mse_per_pixel"],
             "test_bits_per_dim": report["reconstruction"]["bits_per_dim"],
-            "samples_one_clean_shape": report["samples"]["one_clean_shape"],
+            "samples_one_clean_shape": next(iter(samples.values()))["one_clean_shape"],
+            "samples_from_prior_one_clean_shape": samples["from the prior, N(0, I)"]["one_clean_shape"],
             "protocol": f"{args.images:,} fresh Color-dSprites images (factor seed {args.seed}, colour seed "
             f"{args.colour_seed}); shifts of +1 measured from pixels (orientation on ellipses); bits/dim: discretised "
-            f"Gaussian, k={args.k}, first {len(ll)} images; samples: 1,000, seed 0; benchmarks/color_dsprites.py",
+            f"Gaussian, k={args.k}, first {len(ll)} images; samples: 1,000, seed 0, as `sample` draws them "
+            "(and from the prior); benchmarks/color_dsprites.py",
         }  # fmt: skip
         save_json(path, data)
         print(f"wrote the figures into {path}")
