@@ -53,6 +53,11 @@ def test_sample_draws_from_the_sampler_and_from_prior_from_the_prior(bundle_copy
     # the prior stays the model's: scores and traversals do not move
     assert g.prior.name == shipped.prior.name and g.sampler.name == "gaussian-mixture"
     np.testing.assert_array_equal(g.prior.mean(), shipped.prior.mean())
+    x = shipped.sample(3, seed=1)
+    np.testing.assert_allclose(g.score(x, k=8, seed=0), shipped.score(x, k=8, seed=0), rtol=1e-6)
+    np.testing.assert_allclose(
+        g.traverse(x[0], dims=[0], steps=3), shipped.traverse(x[0], dims=[0], steps=3), atol=1e-6
+    )
 
 
 def test_manifest_keeps_the_sampler_and_refuses_it_on_a_conditional_model(bundle_copy: Path) -> None:
