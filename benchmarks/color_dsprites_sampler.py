@@ -4,8 +4,8 @@
 
 The shipped bundle's codes fill N(0, I) unevenly (the variance of mu reaches 5 in some dimensions),
 so most codes drawn from the prior decode to broken shapes. For each K this fits what `python -m
-train export --sampler gmm:K` fits (train.analysis: a diagonal Gaussian mixture, EM, seed 0, to one
-draw mu + sigma * eps per image), here on 20,000 images rendered like the training set's (grid seed
+train export --sampler gmm:K` fits (train.analysis.fit_mixture: a diagonal Gaussian mixture, EM,
+seed 0, to one draw mu + sigma * eps per image), here on 20,000 images rendered like the training set's (grid seed
 0, colour seed 0) and encoded by the bundle, and reports: the mean log-density of 2,000 other
 images' codes (seed 5) under it, and benchmarks/color_dsprites.py's sample figures for 1,000 draws
 (the share showing one clean shape; for those, the Wasserstein distance of x, y, area and colour to
@@ -47,9 +47,8 @@ def main() -> None:
     parser.add_argument("--bundle", default=str(ROOT / "exported" / "color-dsprites"))
     parser.add_argument("--components", type=int, nargs="+", default=[1, 10, 30, 100, 300])
     args = parser.parse_args()
-    from sklearn.mixture import GaussianMixture
-
-    from vaegen_infer.priors import GaussianMixturePrior, GaussianPrior
+    from train.analysis import fit_mixture
+    from vaegen_infer.priors import GaussianPrior
 
     started = time.time()
     g = vi.load(args.bundle, providers="cpu")
@@ -65,8 +64,7 @@ def main() -> None:
         **sample_stats(g.sample(1000, seed=0, from_prior=True), x, real_props, shapes),
     }
     for k in args.components:
-        gm = GaussianMixture(k, covariance_type="diag", random_state=0, reg_covar=1e-6).fit(fit)
-        mix = GaussianMixturePrior(dim, gm.weights_.tolist(), gm.means_.tolist(), np.log(gm.covariances_).tolist())
+        mix = fit_mixture(fit, k)  # what `export --sampler gmm:K` fits, on these codes
         z = mix.sample(1000, np.random.default_rng(0)).astype(np.float32)  # as Model.sample draws
         rows[f"gmm:{k}"] = {
             "val_log_density": round(float(mix.log_density(val).mean()), 2),

@@ -205,27 +205,33 @@ def aggregate_codes(model: Autoencoder, x: Any, seed: int = SAMPLER_SEED) -> np.
     return mu.astype(np.float64) + np.exp(0.5 * logvar.astype(np.float64)) * eps
 
 
+def fit_mixture(codes: np.ndarray, components: int) -> Any:
+    """Codes (N, D) -> the runtime's GaussianMixturePrior with K = `components` diagonal Gaussians,
+    fitted by EM (scikit-learn, k-means start, seed SAMPLER_SEED, 1e-6 added to each variance)."""
+    from sklearn.mixture import GaussianMixture
+
+    from vaegen_infer.priors import GaussianMixturePrior
+
+    gm = GaussianMixture(components, covariance_type="diag", random_state=SAMPLER_SEED, reg_covar=1e-6)
+    gm.fit(codes)
+    # covariances_ (K, D): the diagonal variances
+    return GaussianMixturePrior(
+        codes.shape[1], gm.weights_.tolist(), gm.means_.tolist(), np.log(gm.covariances_).tolist()
+    )
+
+
 def fit_sampler(model: Autoencoder, data: Split, components: int, prior: Any) -> tuple[Any, dict[str, Any]]:
     """A K-component diagonal Gaussian mixture fitted by EM (scikit-learn, k-means start, seed 0)
     to the training split's aggregate-posterior codes -> (the runtime's GaussianMixturePrior, a
     record for model.json's training.sampler). The record holds the mean log-density of the
     validation split's codes under the mixture and under the prior (nats per code): the mixture
     should give them more, else the prior fits the codes better and sampling from it is as good."""
-    from sklearn.mixture import GaussianMixture
-
-    from vaegen_infer.priors import GaussianMixturePrior
-
     codes = aggregate_codes(model, data.x_train)  # (N, D)
     if components > len(codes) // 2:
         raise ValueError(
             f"--sampler gmm:{components} needs at least {2 * components} training images, have {len(codes)}"
         )
-    gm = GaussianMixture(components, covariance_type="diag", random_state=SAMPLER_SEED, reg_covar=1e-6)
-    gm.fit(codes)
-    dim = codes.shape[1]
-    sampler = GaussianMixturePrior(
-        dim, gm.weights_.tolist(), gm.means_.tolist(), np.log(gm.covariances_).tolist()
-    )  # covariances_ (K, D): the diagonal variances
+    sampler = fit_mixture(codes, components)
     record: dict[str, Any] = {
         "method": "ex-post density estimation (Ghosh et al. 2020): a diagonal Gaussian mixture fitted by EM "
         "(scikit-learn GaussianMixture, k-means start) to one draw mu + sigma * eps per training image",
