@@ -1,6 +1,6 @@
 """How many mixture components should color-dsprites' fitted sampler have? (`export --sampler gmm:K`)
 
-    python benchmarks/color_dsprites_sampler.py [--bundle exported/color-dsprites] [--components 1 10 30 100 300]
+    python benchmarks/color_dsprites_sampler.py [--bundle color-dsprites] [--components 1 10 30 100 300]
 
 The shipped bundle's codes fill N(0, I) unevenly (the variance of mu reaches 5 in some dimensions),
 so most codes drawn from the prior decode to broken shapes. For each K this fits what `python -m
@@ -44,7 +44,7 @@ def codes(g: vi.Model, n: int, seed: int) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", default=str(ROOT / "exported" / "color-dsprites"))
+    parser.add_argument("--bundle", default="color-dsprites", help="bundle name or directory")
     parser.add_argument("--components", type=int, nargs="+", default=[1, 10, 30, 100, 300])
     args = parser.parse_args()
     from train.analysis import fit_mixture
