@@ -90,6 +90,7 @@ def test_cli_samples_from_the_sampler_and_from_the_prior_on_request(bundle_copy:
             app, ["sample", "--model", str(bundle_copy), "--n", "6", "--seed", "2", "-o", str(out), *flags]
         )
         assert r.exit_code == 0, r.output
+        assert ("from its prior" if flags else "from its fitted sampler") in r.output
         np.testing.assert_allclose(np.load(out), want, atol=1e-6)
     r = runner.invoke(app, ["info", "--model", str(bundle_copy)])
     assert r.exit_code == 0 and "sampler:     fitted to the training codes: gaussian-mixture, 1 diagonal" in r.output

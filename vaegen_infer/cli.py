@@ -316,13 +316,15 @@ def sample(
     if seed is None:
         seed = int.from_bytes(os.urandom(4), "little")
     g = _load(model, providers, threads, device_id, tf32, cuda_graph, precision=precision)
+    # say where the codes came from when the bundle offers two sources
+    source = "" if g.manifest.sampler is None else (", from its prior" if from_prior else ", from its fitted sampler")
     if fmt == "npy":
         from .io import save_npy_stream
 
         with _progress(n, show=n >= PROGRESS_FROM) as advance:
             blocks = g.iter_samples(n, seed=seed, label=label, chunk=STREAM_CHUNK, from_prior=from_prior)
             written = save_npy_stream(path, (n, *g.image_shape), blocks, advance)
-        _done(written, f"{n:,} samples as a float32 array {(n, *g.image_shape)} from {g.name}, seed {seed}")
+        _done(written, f"{n:,} samples as a float32 array {(n, *g.image_shape)} from {g.name}{source}, seed {seed}")
         return
     if per_label is not None:
         grid = grids.per_label_grid(g, per_label, seed)
@@ -340,7 +342,7 @@ def sample(
         grid = grids.sample_grid(g, n, seed, label=label, cols=cols, from_prior=from_prior)
         what = _write(grid, output, str(path), out_dir, scale)
     of_label = f" of label {label}" if label is not None else ""
-    typer.echo(f"wrote {what} ({_plural(n, 'sample')}{of_label} from {g.name}, seed {seed})")
+    typer.echo(f"wrote {what} ({_plural(n, 'sample')}{of_label} from {g.name}{source}, seed {seed})")
 
 
 def _labels_summary(labels: Sequence[str] | None, conditional: bool) -> str:
