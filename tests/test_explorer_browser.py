@@ -265,6 +265,7 @@ def test_an_rgb_model_is_drawn_in_colour(page: Any, models: dict[str, vi.Model],
     if RGB not in models:
         pytest.skip(f"{RGB} is not shipped in this checkout")
     g = models[RGB]
+    assert page.is_hidden("#prior-box")  # mnist-vae, shown first, has no fitted sampler
     page.select_option("#model", RGB)
     page.wait_for_function(f"window.explorer.model.name === '{RGB}'")
     page.fill("#seed", "2")
@@ -275,3 +276,20 @@ def test_an_rgb_model_is_drawn_in_colour(page: Any, models: dict[str, vi.Model],
     for i in (0, 7):
         np.testing.assert_array_equal(pixels(page, f"#samples canvas[data-index='{i}']"), want[i])
     page.screenshot(path=str(shots / "8-rgb.png"), full_page=True)
+    if g.manifest.sampler is None:
+        return
+    # the bundle's fitted sampler: the page offers the prior instead, and redraws from it
+    assert page.is_visible("#prior-box") and "fitted sampler" in page.text_content("#about")
+    before = pixels(page, "#samples canvas[data-index='0']")
+    z0 = page.evaluate("window.explorer.samples[0].z")
+    page.check("#from-prior")
+    page.wait_for_function(  # the grid was redrawn with other codes
+        "(z0) => window.explorer.pending === 0 && window.explorer.samples.length === 8 && "
+        "JSON.stringify(window.explorer.samples[0].z) !== JSON.stringify(z0)",
+        arg=z0,
+    )
+    prior = to_uint8(g.sample(8, seed=2, from_prior=True))
+    got = pixels(page, "#samples canvas[data-index='0']")
+    assert not np.array_equal(got, before)
+    np.testing.assert_array_equal(got, prior[0])
+    page.screenshot(path=str(shots / "9-rgb-from-prior.png"), full_page=True)

@@ -94,12 +94,16 @@ async function selectModel(name) {
   status(`loading ${name}...`);
   const m = await api(`/v1/models/${encodeURIComponent(name)}`);
   state.model = m;
-  $("about").textContent = `${m.kind}, ${m.latent_dim}-D latent, ${m.prior.name} prior, ` +
-    `${m.image.channels}x${m.image.height}x${m.image.width}`;
+  $("about").textContent = `${m.kind}, ${m.latent_dim}-D latent, ${m.prior.name} prior` +
+    `${m.sampler ? " and a fitted sampler" : ""}, ${m.image.channels}x${m.image.height}x${m.image.width}`;
   const labelSel = $("label");
   labelSel.length = 2;
   $("label-box").hidden = !m.conditional;
-  $("label-note").textContent = m.conditional ? "" :
+  // A bundle with a fitted sampler draws from it; the box lets a person compare with the prior.
+  $("prior-box").hidden = !m.sampler;
+  $("from-prior").checked = false;
+  $("label-note").textContent = m.conditional ? "" : m.sampler ?
+    "Samples come from a mixture fitted to the training images' codes; tick 'from the prior' to compare." :
     "This model is not label-conditioned: samples come from the whole prior.";
   if (m.conditional) {
     for (const l of m.labels) {
@@ -138,6 +142,7 @@ async function drawSamples() {
   } else {
     const body = { n, seed, format: "json" };
     if (m.conditional && label) body.label = label;
+    if (m.sampler && $("from-prior").checked) body.from_prior = true;
     const d = await api(`/v1/models/${m.name}/sample`, body);
     rows.push({ name: null, images: d.images, z: d.z });
   }
@@ -385,5 +390,6 @@ $("map").addEventListener("click", (e) => {
 
 $("model").addEventListener("change", (e) => selectModel(e.target.value).catch((err) => status(err.message, true)));
 $("draw").addEventListener("click", () => drawSamples().catch((err) => status(err.message, true)));
+$("from-prior").addEventListener("change", () => drawSamples().catch((err) => status(err.message, true)));
 $("key").addEventListener("change", () => loadModels().catch((err) => status(err.message, true)));
 loadModels().catch((err) => status(err.message, true));
