@@ -174,3 +174,45 @@ def test_shipped_color_dsprites_samples_clean_shapes_from_its_sampler_not_its_pr
     assert g.sampler is not g.prior and len(g.sampler.weights) == 100
     assert dsprites.one_clean_shape(g.sample(200, seed=0)).mean() >= 0.95
     assert dsprites.one_clean_shape(g.sample(200, seed=0, from_prior=True)).mean() <= 0.15
+
+
+def test_sampler_check_compares_a_mixture_with_the_prior_on_held_out_codes(tiny_run: Path) -> None:
+    """Known answers: the prior's held-out log-density in closed form, and a mixture that beats a far
+    too wide prior N(0, 100^2 I); without enough validation images there is no verdict."""
+    import dataclasses
+
+    from train.analysis import SAMPLER_CHECK_COMPONENTS, sampler_check
+    from train.config import TrainConfig
+    from train.fit import load_checkpoint, load_data
+    from vaegen_infer.priors import GaussianPrior
+
+    model, payload = load_checkpoint(tiny_run)
+    split = load_data(TrainConfig.from_dict(payload["train_config"]))
+    dim = model.cfg.latent_dim
+    assert sampler_check(model, split, GaussianPrior(dim)) is None  # 16 validation images: too few
+    bigger = dataclasses.replace(split, x_train=np.concatenate([split.x_train] * 2), x_val=split.x_train[:60])
+    wide = sampler_check(model, bigger, GaussianPrior(dim, scale=100.0))
+    unit = sampler_check(model, bigger, GaussianPrior(dim))
+    assert wide is not None and unit is not None and wide["components"] == SAMPLER_CHECK_COMPONENTS
+    assert wide["validation_codes"] == 60
+    # log N(z; 0, s^2 I) = -D/2 log 2 pi - D log s - |z|^2 / (2 s^2): the unit prior gives mean |z|^2 / 2
+    half_sq = -0.5 * dim * math.log(2 * math.pi) - unit["val_log_density_prior"]
+    want = -0.5 * dim * math.log(2 * math.pi) - dim * math.log(100.0) - half_sq / 100.0**2
+    assert wide["val_log_density_prior"] == pytest.approx(want, abs=2e-3)
+    assert wide["val_log_density_mixture"] > wide["val_log_density_prior"] + 10
+
+
+def test_export_notes_a_sampler_only_when_the_mixture_clearly_wins(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("torch")
+    from train.cli import _say_sampler
+
+    for mixture, prior, said in ((-20.0, -42.9, True), (-42.5, -42.9, False)):
+        bundle = tmp_path / f"b{said}"
+        bundle.mkdir()
+        check = {"components": 10, "val_log_density_mixture": mixture, "val_log_density_prior": prior}
+        (bundle / "model.json").write_text(json.dumps({"training": {"sampler_check": check}}))
+        _say_sampler(bundle)
+        out = capsys.readouterr().out
+        assert ("export with --sampler gmm:10" in out) == said, out

@@ -220,6 +220,26 @@ def fit_mixture(codes: np.ndarray, components: int) -> Any:
     )
 
 
+SAMPLER_CHECK_COMPONENTS = 10  # the mixture every export without --sampler compares with the prior
+SAMPLER_CHECK_MARGIN = 1.0  # nats per held-out code by which it must win for the export to say so
+
+
+def sampler_check(model: Autoencoder, data: Split, prior: Any) -> dict[str, Any] | None:
+    """For an export without --sampler: does a SAMPLER_CHECK_COMPONENTS-component mixture fit the
+    held-out codes better than the prior? -> the two mean log-densities (nats per code), or None
+    where it cannot be told (no validation split, a prior without a density, too few images)."""
+    if not prior.has_density or len(data.x_val) < 50 or len(data.x_train) < 20 * SAMPLER_CHECK_COMPONENTS:
+        return None
+    mixture = fit_mixture(aggregate_codes(model, data.x_train), SAMPLER_CHECK_COMPONENTS)
+    val = aggregate_codes(model, data.x_val, seed=SAMPLER_SEED + 1)
+    return {
+        "components": SAMPLER_CHECK_COMPONENTS,
+        "validation_codes": len(val),
+        "val_log_density_mixture": round(float(mixture.log_density(val).mean()), 3),
+        "val_log_density_prior": round(float(prior.log_density(val).mean()), 3),
+    }
+
+
 def fit_sampler(model: Autoencoder, data: Split, components: int, prior: Any) -> tuple[Any, dict[str, Any]]:
     """A K-component diagonal Gaussian mixture fitted by EM (scikit-learn, k-means start, seed 0)
     to the training split's aggregate-posterior codes -> (the runtime's GaussianMixturePrior, a

@@ -363,15 +363,29 @@ def export(
         raise _fail(exc, debug) from None
     worst = max(parity.values())
     typer.echo(f"wrote {path} (largest |ORT - PyTorch| over batches 1, 7, 64: {worst:.2e})")
-    if components:
-        _say_sampler(path)
+    _say_sampler(path)
 
 
 def _say_sampler(bundle: Path) -> None:
-    """One line on the fitted sampler: held-out codes' log-density under it and under the prior."""
+    """One line on the fitted sampler (held-out codes' log-density under it and under the prior),
+    or, without one, a note when a mixture would fit those codes clearly better than the prior."""
     import json
 
-    record = json.loads((bundle / "model.json").read_text())["training"]["sampler"]
+    from train.analysis import SAMPLER_CHECK_MARGIN
+
+    training = json.loads((bundle / "model.json").read_text())["training"]
+    check = training.get("sampler_check")
+    if check is not None:
+        mixture, prior = check["val_log_density_mixture"], check["val_log_density_prior"]
+        if mixture > prior + SAMPLER_CHECK_MARGIN:
+            typer.echo(
+                f"note: a {check['components']}-component mixture fits the validation codes better than the prior "
+                f"({mixture:.2f} against {prior:.2f} nats per code): if samples look worse than reconstructions, "
+                f"export with --sampler gmm:{check['components']} (or more components)"
+            )
+    if "sampler" not in training:
+        return
+    record = training["sampler"]
     line = f"sampler: {record['components']}-component mixture fitted to {record['images']:,} training codes"
     if "val_log_density_sampler" in record:
         line += f"; validation codes' mean log-density {record['val_log_density_sampler']:.2f} nats under it"

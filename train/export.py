@@ -382,7 +382,7 @@ def export_run(
     """Export a training run to a checked bundle at `out`; returns the path and the parity report.
     `sampler_components` K > 0 also fits a K-component mixture to the training codes for `sample`
     to draw from (model.json's `sampler`; train.analysis.fit_sampler)."""
-    from train.analysis import builtin_attributes, fit_sampler, latent_statistics
+    from train.analysis import builtin_attributes, fit_sampler, latent_statistics, sampler_check
     from train.config import TrainConfig
     from train.fit import load_checkpoint, load_data
 
@@ -409,13 +409,15 @@ def export_run(
     prior = runtime_prior.spec()
     conditional = cfg.conditional
     factors = export_latent_factors(model, payload, graphs["encoder.onnx"]) if split.factors else {}
-    sampler, sampler_record = None, None
+    sampler, sampler_record, check = None, None, None
     if sampler_components:
         try:
             fitted, sampler_record = fit_sampler(model, split, sampler_components, runtime_prior)
         except ValueError as exc:
             raise ExportError(str(exc)) from None
         sampler = fitted.spec()
+    elif not conditional:  # would a fitted sampler do better? (recorded; `train export` says so)
+        check = sampler_check(model, split, runtime_prior)
 
     def build(hashes: dict[str, str]) -> Manifest:
         m = base_manifest(name or out.name, model, payload, hashes, exporter, description, prior, labels, conditional)
@@ -425,6 +427,8 @@ def export_run(
         m.sampler = sampler
         if sampler_record is not None:
             m.training["sampler"] = sampler_record
+        if check is not None:
+            m.training["sampler_check"] = check
         m.metrics = dict(metrics or {})
         m.producer["parity_max_abs_diff"] = {k: float(f"{v:.3g}") for k, v in parity.items()}
         m.producer["parity_batches"] = list(PARITY_BATCHES)
