@@ -89,10 +89,8 @@ def iwae(
     (images * k, D) -> logits.
     """
     prior = g.prior
-    try:
-        prior.log_density(np.zeros((1, prior.dim)))
-    except UsageError:
-        raise UsageError(f"the IWAE bound needs a prior with a density; {g.name} has '{prior.name}'") from None
+    if not prior.has_density:
+        raise UsageError(f"the IWAE bound needs a prior with a density; {g.name} has '{prior.name}'")
     # N(0, scale^2 I) has a closed-form KL; any other prior gets the one-sample estimate below.
     scale = float(prior.params()["scale"]) if isinstance(prior, GaussianPrior) else None
     mu, logvar = g.encode(x)  # (N, D) each
