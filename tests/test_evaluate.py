@@ -94,7 +94,7 @@ def test_batching_does_not_change_the_answer() -> None:
 
 def test_prior_without_a_density_is_refused() -> None:
     model = _OnePixel(0.0, 0.0)
-    model.prior = SwissRollPrior(2)  # the mog prior has a density now; the swiss roll has none
+    model.prior = SwissRollPrior(2, noise=0.0)  # a curve in the plane: no density
     with pytest.raises(UsageError, match="needs a prior with a density"):
         iwae(model, _ones(2), k=2, quiet=True)  # type: ignore[arg-type]
 

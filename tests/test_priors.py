@@ -161,8 +161,45 @@ def test_fewer_draws_are_a_prefix_of_more(prior: Prior) -> None:
 
 
 def test_priors_without_a_density_say_so() -> None:
+    assert not SwissRollPrior(2, noise=0.0).has_density and not UniformPrior(2).has_density
+    with pytest.raises(UsageError, match="noise 0 has no density in the plane"):
+        SwissRollPrior(2, noise=0.0).log_density(np.zeros((1, 2)))
     with pytest.raises(UsageError, match="no closed-form density"):
-        SwissRollPrior(2).log_density(np.zeros((1, 2)))
+        UniformPrior(2).log_density(np.zeros((1, 2)))
+
+
+def _swissroll_by_quad(prior: SwissRollPrior, z: np.ndarray) -> float:
+    """log p(z) of the swiss roll by adaptive quadrature over u (scipy), the integral written out:
+    p(z) = int_0^1 N(z; c(u), noise^2 I) du, with the roll's points near z as break points."""
+    from scipy.integrate import quad
+
+    var = prior.noise**2
+
+    def f(u: float) -> float:
+        c = prior._point(np.array([u]))[0]
+        return float(np.exp(-0.5 * ((z - c) ** 2).sum() / var) / (2 * np.pi * var))
+
+    near = prior._curve_u[((prior._curve - z) ** 2).sum(1) < (6 * prior.noise) ** 2]  # where f is not ~0
+    points = list(np.linspace(near.min(), near.max(), 50)) if len(near) else None
+    return float(np.log(quad(f, 0.0, 1.0, points=points, limit=2000, epsabs=0.0, epsrel=1e-10)[0]))
+
+
+@pytest.mark.parametrize("noise", [0.05, 0.3])
+def test_swissroll_density_matches_quadrature(noise: float) -> None:
+    prior = SwissRollPrior(2, noise=noise)
+    ends = [[0.0, 0.0], [4.0, 0.0]]  # where the roll starts and ends (u = 0, 1)
+    z = np.r_[prior.sample(4, np.random.default_rng(5)), ends, [[1.0, -2.0]]].astype(np.float64)  # (7, 2)
+    got = prior.log_density(z)
+    want = [_swissroll_by_quad(prior, zi) for zi in z]
+    np.testing.assert_allclose(got, want, atol=1e-5)  # 4e-6 at the roll's start (0, 0): the midpoint sum's ends
+
+
+def test_swissroll_density_integrates_to_one() -> None:
+    prior = SwissRollPrior(2, noise=0.5)
+    ax = np.linspace(-8.0, 8.0, 161)  # spacing 0.1, a fifth of the jitter
+    step = ax[1] - ax[0]
+    grid = np.stack(np.meshgrid(ax, ax, indexing="ij"), -1).reshape(-1, 2)
+    assert float(np.exp(prior.log_density(grid)).sum() * step**2) == pytest.approx(1.0, abs=1e-6)
 
 
 def _mog_by_hand(prior: MixturePrior, z: np.ndarray) -> np.ndarray:
@@ -214,6 +251,8 @@ def test_has_density_says_whether_log_density_answers(name: str) -> None:
     z = np.zeros((3, 2))
     if name == "mog":  # every petal's centre is radius 4 away along its long axis (std 1; across: 0.25)
         np.testing.assert_allclose(prior.log_density(z), -0.5 * 4.0**2 - np.log(2 * np.pi * 0.25), rtol=1e-12)
+    elif name == "swissroll":  # the roll starts at 0: its density there, by quadrature
+        np.testing.assert_allclose(prior.log_density(z), _swissroll_by_quad(prior, z[0]), atol=1e-5)
     elif prior.has_density:
         np.testing.assert_allclose(prior.log_density(z), -np.log(2 * np.pi), rtol=1e-12)  # N(0, I) at 0, D = 2
     else:

@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw
 import vaegen_infer as vi
 from vaegen_infer import likelihoods as lk
 from vaegen_infer.errors import UsageError
+from vaegen_infer.priors import SwissRollPrior
 
 from .conftest import MNIST_DIR
 
@@ -91,8 +92,12 @@ def test_score_refuses_priors_without_density_and_bad_k(vae: vi.Model) -> None:
     with pytest.raises(UsageError, match="k \\(importance samples\\)"):
         vae.score(vae.sample(1, seed=0), k=0)
     roll = vi.load("mnist-aae-swissroll", providers="cpu")
+    x = roll.sample(2, seed=0)
+    with pytest.warns(RuntimeWarning, match="deterministic encoder"):  # the swiss roll has a density now
+        assert np.isfinite(roll.score(x, k=5)).all()
+    roll.prior = SwissRollPrior(2, noise=0.0)  # a curve in the plane: no density
     with pytest.raises(UsageError, match="no density"):
-        roll.score(roll.sample(1, seed=0), k=5)
+        roll.score(x, k=5)
 
 
 def test_score_command_writes_one_row_per_file(tmp_path: Path, vae: vi.Model) -> None:

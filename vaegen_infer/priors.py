@@ -276,9 +276,17 @@ class MixturePrior(Prior):
 
 class SwissRollPrior(Prior):
     """2-D swiss roll: u ~ U(0, 1), radius = `scale` sqrt(u), angle = `turns` * 2 pi sqrt(u); class k
-    owns the arc segment u in [k / K, (k + 1) / K). `noise` adds isotropic Gaussian jitter."""
+    owns the arc segment u in [k / K, (k + 1) / K). `noise` adds isotropic Gaussian jitter.
+
+    Its density (noise > 0) is the jitter's Gaussian averaged along the roll,
+    p(z) = int_0^1 N(z; c(u), noise^2 I) du = int_0^1 2 t N(z; c(t^2), noise^2 I) dt (t = sqrt(u),
+    smooth in t), summed at DENSITY_POINTS midpoints in t: at the default parameters neighbouring
+    points lie at most 0.0062 apart along the roll, an eighth of the 0.05 jitter. Against adaptive
+    quadrature it agrees to 4e-6 nats at the roll's ends (the midpoint sum's boundary error) and far
+    closer elsewhere."""
 
     name = "swissroll"
+    DENSITY_POINTS = 8192
 
     def __init__(self, dim: int, k: int = 10, scale: float = 4.0, turns: float = 2.0, noise: float = 0.05) -> None:
         super().__init__(dim)
@@ -288,8 +296,12 @@ class SwissRollPrior(Prior):
             raise BundleError("swissroll prior: need k >= 1, scale > 0, turns > 0, noise >= 0")
         self.k, self.scale, self.turns, self.noise = int(k), float(scale), float(turns), float(noise)
         self.n_regions = self.k
+        self.has_density = self.noise > 0  # without jitter the roll is a curve: no density in the plane
         self._curve_u = (np.arange(20_000) + 0.5) / 20_000
         self._curve = self._point(self._curve_u)  # (20000, 2) dense points for region lookups
+        t = (np.arange(self.DENSITY_POINTS) + 0.5) / self.DENSITY_POINTS  # midpoints in t = sqrt(u)
+        self._density_points = self._point(t**2)  # (Q, 2)
+        self._density_log_weights = np.log(2 * t / self.DENSITY_POINTS)  # (Q,): du = 2 t dt
 
     def params(self) -> dict[str, Any]:
         return {"k": self.k, "scale": self.scale, "turns": self.turns, "noise": self.noise}
@@ -304,6 +316,21 @@ class SwissRollPrior(Prior):
         if labels is not None:
             u = (labels + u) / self.k
         return self._point(u) + rng.standard_normal((n, 2)) * self.noise
+
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        if not self.has_density:
+            raise UsageError("the 'swissroll' prior with noise 0 has no density in the plane (it is a curve)")
+        z = np.asarray(z, dtype=np.float64)
+        flat = z.reshape(-1, 2)  # (M, 2)
+        var = self.noise**2
+        out = np.empty(len(flat))
+        for start in range(0, len(flat), 256):  # (256, Q) blocks bound the memory
+            part = flat[start : start + 256]
+            c = self._density_points  # (Q, 2)
+            sq = (part**2).sum(1)[:, None] - 2 * part @ c.T + (c**2).sum(1)[None, :]  # (m, Q) |z - c|^2
+            terms = self._density_log_weights[None, :] - 0.5 * sq / var
+            out[start : start + 256] = _logsumexp(terms) - math.log(2 * math.pi * var)
+        return out.reshape(z.shape[:-1])
 
     def region_of(self, z: np.ndarray) -> np.ndarray:
         """The class whose arc segment holds the nearest point of the roll, (N,)."""
