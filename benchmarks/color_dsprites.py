@@ -83,9 +83,17 @@ def shift_effects(g: vi.Model, x: np.ndarray, shapes: np.ndarray) -> dict[str, A
         centroid = np.hypot(after["x"] - before["x"], after["y"] - before["y"])
         extra: dict[str, Any] = {}
         if factor in CEILING:
-            room = before[dsprites.PROPERTY_OF_FACTOR[factor]] <= CEILING[factor] - ROOM  # (n,) bool
+            value = before[dsprites.PROPERTY_OF_FACTOR[factor]]  # (n,) the measured cos / sin before
+            room = value <= CEILING[factor] - ROOM  # (n,) bool
+            # where the misses are: at the two ends of the value a straight shift barely moves it
+            top, bottom = value > CEILING[factor] - ROOM, value < -(CEILING[factor] - ROOM)
+            middle = ~top & ~bottom
             extra = {"images_with_room": int(room.sum()),
-                     "moved_right_way_with_room": round(float(right[room].mean()), 4)}  # fmt: skip
+                     "moved_right_way_with_room": round(float(right[room].mean()), 4),
+                     "images_and_misses_by_value": {
+                         f"above {CEILING[factor] - ROOM:g}": [int(top.sum()), int((~right[top]).sum())],
+                         f"below -{CEILING[factor] - ROOM:g}": [int(bottom.sum()), int((~right[bottom]).sum())],
+                         "between": [int(middle.sum()), int((~right[middle]).sum())]}}  # fmt: skip
         out[factor] = {
             "images": len(sel),
             "moved_right_way": round(float(right.mean()), 4),
@@ -191,6 +199,9 @@ def markdown(report: dict[str, Any]) -> str:
         if "moved_right_way_with_room" in e:
             lines += ["", f"{f}: {e['moved_right_way_with_room']:.1%} of the {e['images_with_room']} images whose "
                       f"measured {f} was at most {CEILING[f] - ROOM:g} before the shift (room to grow)."]  # fmt: skip
+            by_value = "; ".join(f"{where}: {n} images, {miss} missed"
+                                 for where, (n, miss) in e["images_and_misses_by_value"].items())  # fmt: skip
+            lines.append(f"By the measured value before the shift: {by_value}.")
     r = report["reconstruction"]
     lines += [
         "",
