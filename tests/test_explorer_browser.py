@@ -278,8 +278,20 @@ def test_an_rgb_model_is_drawn_in_colour(page: Any, models: dict[str, vi.Model],
     page.screenshot(path=str(shots / "8-rgb.png"), full_page=True)
     if g.manifest.sampler is None:
         return
-    # the bundle's fitted sampler: the page offers the prior instead, and redraws from it
+    # the bundle's fitted sampler: the edit starts from the first sample drawn on load (seed 0), not
+    # from the prior's mean; the page offers the prior instead, and redraws from it
+    page.select_option("#model", "mnist-vae")
+    page.wait_for_function("window.explorer.model.name === 'mnist-vae' && window.explorer.pending === 0")
+    page.select_option("#model", RGB)
+    page.wait_for_function(f"window.explorer.model.name === '{RGB}' && window.explorer.samples.length > 0")
+    settle(page)
+    first = to_uint8(g.decode(g.sample_latents(int(page.input_value("#n")), seed=int(page.input_value("#seed")))[:1]))
+    np.testing.assert_array_equal(pixels(page, "#current"), first[0])
     assert page.is_visible("#prior-box") and "fitted sampler" in page.text_content("#about")
+    page.fill("#seed", "2")
+    page.fill("#n", "8")
+    page.click("#draw")
+    page.wait_for_function("window.explorer.samples.length === 8 && window.explorer.pending === 0")
     before = pixels(page, "#samples canvas[data-index='0']")
     z0 = page.evaluate("window.explorer.samples[0].z")
     page.check("#from-prior")

@@ -120,6 +120,12 @@ async function selectModel(name) {
   buildSliders();
   await setupMap();
   await drawSamples();
+  // With a fitted sampler the prior's mean can lie where the decoder has never been (an empty
+  // image on color-dsprites): start the edit from the first sample instead.
+  if (m.sampler && state.samples.length) {
+    state.base = state.samples[0].z.slice();
+    syncDims();  // the sliders show where the sample sits, as when a sample is picked
+  }
   await decodeCurrent();
 }
 
