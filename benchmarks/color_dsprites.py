@@ -1,6 +1,6 @@
 """How well the shipped `color-dsprites` bundle works, measured from pixels on fresh images.
 
-    python benchmarks/color_dsprites.py [--bundle exported/color-dsprites] [--write] [--pictures]
+    python benchmarks/color_dsprites.py [--bundle color-dsprites] [--write] [--pictures]
 
 On 2,000 Color-dSprites images generated with seeds not used in training (factor indices drawn
 with --seed, colours with --colour-seed; training used the grid split of seed 0 and colour seed 0):
@@ -228,7 +228,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bundle", default=str(ROOT / "exported" / "color-dsprites"))
+    parser.add_argument("--bundle", default="color-dsprites", help="bundle name or directory")
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=2026, help="factor indices of the fresh images")
     parser.add_argument("--colour-seed", type=int, default=7, help="their colours (training used 0)")
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
         "meta": {
             "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
             "command": " ".join(["python benchmarks/color_dsprites.py", *given]),
-            "bundle": str(args.bundle),
+            "bundle": g.name if g.bundle.origin == "shipped" else str(args.bundle),
             "images": args.images, "seed": args.seed, "colour_seed": args.colour_seed,
         },
         "shifts": effects,
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     write_bytes(RESULTS / "color_dsprites.md", lambda fh: fh.write(md.encode()))
     print(md)
     if args.write:
-        path = Path(args.bundle) / "model.json"
+        path = g.bundle.path / "model.json"
         data = json.loads(path.read_text())
         data["metrics"] = {
             **data.get("metrics", {}),
