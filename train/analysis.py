@@ -231,13 +231,21 @@ def sampler_check(model: Autoencoder, data: Split, prior: Any) -> dict[str, Any]
     if not prior.has_density or len(data.x_val) < 50 or len(data.x_train) < 20 * SAMPLER_CHECK_COMPONENTS:
         return None
     mixture = fit_mixture(aggregate_codes(model, data.x_train), SAMPLER_CHECK_COMPONENTS)
-    val = aggregate_codes(model, data.x_val, seed=SAMPLER_SEED + 1)
+    n, under_mixture, under_prior = held_out_log_density(model, data, mixture, prior)
     return {
         "components": SAMPLER_CHECK_COMPONENTS,
-        "validation_codes": len(val),
-        "val_log_density_mixture": round(float(mixture.log_density(val).mean()), 3),
-        "val_log_density_prior": round(float(prior.log_density(val).mean()), 3),
+        "validation_codes": n,
+        "val_log_density_mixture": under_mixture,
+        "val_log_density_prior": under_prior,
     }
+
+
+def held_out_log_density(model: Autoencoder, data: Split, mixture: Any, prior: Any) -> tuple[int, float, float | None]:
+    """The validation split's aggregate-posterior codes (eps seeded SAMPLER_SEED + 1) -> (how many,
+    their mean log-density under `mixture`, under `prior` or None without a density), nats per code."""
+    val = aggregate_codes(model, data.x_val, seed=SAMPLER_SEED + 1)  # (M, D)
+    under_prior = round(float(prior.log_density(val).mean()), 3) if prior.has_density else None
+    return len(val), round(float(mixture.log_density(val).mean()), 3), under_prior
 
 
 def fit_sampler(model: Autoencoder, data: Split, components: int, prior: Any) -> tuple[Any, dict[str, Any]]:
@@ -260,9 +268,9 @@ def fit_sampler(model: Autoencoder, data: Split, components: int, prior: Any) ->
         "seed": SAMPLER_SEED,
     }
     if len(data.x_val):
-        val = aggregate_codes(model, data.x_val, seed=SAMPLER_SEED + 1)
-        record["validation_codes"] = len(val)
-        record["val_log_density_sampler"] = round(float(sampler.log_density(val).mean()), 3)
-        if prior.has_density:
-            record["val_log_density_prior"] = round(float(prior.log_density(val).mean()), 3)
+        n, under_sampler, under_prior = held_out_log_density(model, data, sampler, prior)
+        record["validation_codes"] = n
+        record["val_log_density_sampler"] = under_sampler
+        if under_prior is not None:
+            record["val_log_density_prior"] = under_prior
     return sampler, record

@@ -301,6 +301,7 @@ class SwissRollPrior(Prior):
         self._curve = self._point(self._curve_u)  # (20000, 2) dense points for region lookups
         t = (np.arange(self.DENSITY_POINTS) + 0.5) / self.DENSITY_POINTS  # midpoints in t = sqrt(u)
         self._density_points = self._point(t**2)  # (Q, 2)
+        self._density_sq = (self._density_points**2).sum(1)  # (Q,) |c_q|^2, for |z - c_q|^2 per block
         self._density_log_weights = np.log(2 * t / self.DENSITY_POINTS)  # (Q,): du = 2 t dt
 
     def params(self) -> dict[str, Any]:
@@ -326,8 +327,7 @@ class SwissRollPrior(Prior):
         out = np.empty(len(flat))
         for start in range(0, len(flat), 256):  # (256, Q) blocks bound the memory
             part = flat[start : start + 256]
-            c = self._density_points  # (Q, 2)
-            sq = (part**2).sum(1)[:, None] - 2 * part @ c.T + (c**2).sum(1)[None, :]  # (m, Q) |z - c|^2
+            sq = (part**2).sum(1)[:, None] - 2 * part @ self._density_points.T + self._density_sq[None, :]  # (m, Q)
             terms = self._density_log_weights[None, :] - 0.5 * sq / var
             out[start : start + 256] = _logsumexp(terms) - math.log(2 * math.pi * var)
         return out.reshape(z.shape[:-1])
