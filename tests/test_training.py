@@ -140,3 +140,19 @@ def test_fit_help_is_not_cut_and_errors_are_one_line() -> None:
     )  # fmt: skip
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == ["error: activation must be one of relu, elu, silu, gelu; got 'tanh'"]
+
+
+@pytest.mark.parametrize(("n", "batch", "epoch_images"), [(270, 128, 0), (256, 128, 0), (1000, 64, 300), (5, 8, 0)])
+def test_the_progress_total_is_the_images_batch_order_gives(n: int, batch: int, epoch_images: int) -> None:
+    # the fit bar's total: a run of 270 images in batches of 128 sees 270 per epoch, not 384
+    from train.config import TrainConfig
+    from train.fit import BatchOrder, images_after, steps_per_epoch
+
+    order = BatchOrder(n, batch, torch.Generator().manual_seed(0))
+    per_epoch = steps_per_epoch(TrainConfig(epochs=3, batch_size=batch, epoch_images=epoch_images), n)
+    seen = [0]
+    for _ in range(3 * per_epoch):
+        seen.append(seen[-1] + len(order.next()))
+    assert [images_after(s, n, batch) for s in range(len(seen))] == seen
+    if epoch_images == 0:
+        assert images_after(3 * per_epoch, n, batch) == 3 * n

@@ -293,6 +293,14 @@ def steps_per_epoch(tcfg: TrainConfig, n_train: int) -> int:
     return math.ceil((tcfg.epoch_images or n_train) / tcfg.batch_size)
 
 
+def images_after(steps: int, n_train: int, batch_size: int) -> int:
+    """Training images seen after `steps` steps of BatchOrder: whole passes of n_train images in
+    ceil(n_train / batch_size) steps each (the last batch of a pass is short), then full batches."""
+    per_pass = math.ceil(n_train / batch_size)
+    passes, rest = divmod(steps, per_pass)
+    return passes * n_train + min(rest * batch_size, n_train)
+
+
 def make_optimiser(
     params: list[torch.nn.Parameter], tcfg: TrainConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
@@ -550,8 +558,9 @@ def fit_vae(
         state.elapsed = budget.elapsed
         save_resume(out, state, modules, gen, order, mcfg, tcfg)
 
-    total = tcfg.epochs * per_epoch * tcfg.batch_size
-    bar = tqdm(total=total, initial=min(total, state.step * tcfg.batch_size), desc="fit", unit="img",
+    # the bar counts images, so that a short last batch of a pass does not leave it short of 100%
+    total = images_after(tcfg.epochs * per_epoch, n_train, tcfg.batch_size)
+    bar = tqdm(total=total, initial=images_after(state.step, n_train, tcfg.batch_size), desc="fit", unit="img",
                unit_scale=True, disable=quiet, dynamic_ncols=True)  # fmt: skip
     stopped_early = False
     while state.epoch < tcfg.epochs and not stopped_early:
