@@ -36,3 +36,23 @@ def test_probe_on_the_shipped_rgb_bundle(rgb) -> None:  # type: ignore[no-untype
     assert max(shapes["heart"]["held_out_r2"]["cos_linear"], shapes["heart"]["held_out_r2"]["sin_linear"]) < 0.2
     for name, shares in report["fitted_on"].items():
         assert shares["ellipses"] > shares["every shape"], name
+
+
+def test_decoder_search_keeps_the_length_and_never_loses_on_its_fit_images(rgb) -> None:  # type: ignore[no-untyped-def]
+    from benchmarks.orientation_probe import SEARCH_TAU, decoder_search, shape_images
+    from train import dsprites
+
+    x, _ = shape_images(dsprites.SHAPES.index("ellipse"), 40, 0, 0, True)
+    mu, _ = rgb.encode(x)
+    start = np.asarray(rgb.manifest.attributes["orientation_sin"].vector, dtype=np.float32)
+    before = np.sin(2 * dsprites.orientation(rgb.decode(mu), "ellipse"))
+
+    def smooth(v: np.ndarray) -> float:
+        after = np.sin(2 * dsprites.orientation(rgb.decode(mu + v[None, :]), "ellipse"))
+        return float(np.tanh((after - before) / SEARCH_TAU).mean())
+
+    found = decoder_search(rgb, mu, np.sin, start, 12)
+    assert np.linalg.norm(found) == pytest.approx(np.linalg.norm(start), rel=1e-5)
+    assert smooth(found) >= smooth(start)
+    # no steps: the start itself
+    np.testing.assert_array_equal(decoder_search(rgb, mu, np.sin, start, 0), start)
