@@ -156,3 +156,37 @@ def test_the_progress_total_is_the_images_batch_order_gives(n: int, batch: int, 
     assert [images_after(s, n, batch) for s in range(len(seen))] == seen
     if epoch_images == 0:
         assert images_after(3 * per_epoch, n, batch) == 3 * n
+
+
+def test_auto_epochs_see_enough_images_of_a_small_set() -> None:
+    from train.config import DEFAULT_EPOCHS, MIN_DEFAULT_IMAGES, auto_epochs
+    from vaegen_infer.errors import UsageError
+
+    assert auto_epochs(4500) == DEFAULT_EPOCHS == 30  # the 5k MNIST subset: as before
+    assert auto_epochs(270) == 371 and 371 * 270 >= MIN_DEFAULT_IMAGES > 370 * 270
+    assert auto_epochs(200_000) == 30
+    assert auto_epochs(10, epoch_images=10_000) == 30  # an epoch of --epoch-images, not one pass
+    with pytest.raises(UsageError, match="no training images"):
+        auto_epochs(0)
+
+
+def test_fit_without_epochs_runs_the_auto_number_and_says_so(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    import train.config
+    from train.cli import app as train_app
+
+    # scaled down: 2 epochs by default, at least 300 images, on 54 synthetic training images
+    monkeypatch.setattr(train.config, "DEFAULT_EPOCHS", 2)
+    monkeypatch.setattr(train.config, "MIN_DEFAULT_IMAGES", 300)
+    args = ["fit", "--data", "synthetic", "--n-images", "60", "--batch-size", "32", "--quiet", "--threads", "1"]
+    r = CliRunner().invoke(train_app, [*args, "--out", str(tmp_path / "auto")])
+    assert r.exit_code == 0, r.output
+    assert "6 epochs, to see 324 images of a small set (--epochs N to choose)" in r.output
+    run = json.loads((tmp_path / "auto" / "run.json").read_text())
+    assert run["train_config"]["epochs"] == 6 and len(run["history"]) == 6
+    r = CliRunner().invoke(train_app, [*args, "--epochs", "1", "--out", str(tmp_path / "one")])
+    assert r.exit_code == 0 and "epochs, to see" not in r.output
+    assert json.loads((tmp_path / "one" / "run.json").read_text())["train_config"]["epochs"] == 1

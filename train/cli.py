@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from train.config import LEARNED_PRIORS, ModelConfig, TrainConfig
+from train.config import DEFAULT_EPOCHS, LEARNED_PRIORS, ModelConfig, TrainConfig, auto_epochs
 
 if TYPE_CHECKING:
     from train.data import Split
@@ -106,7 +107,14 @@ def fit(
     n_images: Annotated[
         int, typer.Option(min=0, help="Generated data (dsprites, synthetic): images in all; 0 = the default.")
     ] = 0,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Passes over the training images (or of --epoch-images each). 0 = auto: 30, or more for a small "
+            "set, so that at least 100,000 images are seen (270 training images: 371 epochs).",
+        ),
+    ] = 0,
     epoch_images: Annotated[
         int, typer.Option(min=0, help="Images per epoch (validated after each); 0 = one pass over the data.")
     ] = 0,
@@ -294,7 +302,8 @@ def _configs(
             param_hint="--supervised",
         )
     tcfg = TrainConfig(
-        data=data, epochs=epochs, batch_size=batch_size, lr=lr if lr is not None else DEFAULT_LR[model],
+        data=data, epochs=epochs or DEFAULT_EPOCHS, batch_size=batch_size,
+        lr=lr if lr is not None else DEFAULT_LR[model],
         lr_schedule=lr_schedule, objective=objective, beta=beta,
         warmup_epochs=warmup_epochs, free_bits=free_bits, binarize=binarize, shift=shift, rotate=rotate, seed=seed,
         iw_samples=iw_samples, iw_estimator=iw_estimator, keep=keep, ema=ema, weight_decay=weight_decay,
@@ -307,6 +316,8 @@ def _configs(
         crop=crop, resize=resize,
     )  # fmt: skip
     split = load_data(tcfg, note=lambda text: typer.echo(text, err=True))
+    if epochs == 0:
+        tcfg = dataclasses.replace(tcfg, epochs=auto_epochs(len(split.x_train), tcfg.epoch_images))
     shape = split.image_shape
     if supervised and not split.labels:
         raise typer.BadParameter(f"--supervised needs labelled data; {data} has no classes", param_hint="--data")
@@ -325,6 +336,9 @@ def _configs(
         decoder_labels=len(split.labels or []) if supervised else 0,
         dropout=dropout, likelihood=likelihood,
     )  # fmt: skip
+    if epochs == 0 and tcfg.epochs != DEFAULT_EPOCHS:  # said once both configs are valid
+        typer.echo(f"{tcfg.epochs} epochs, to see {tcfg.epochs * (tcfg.epoch_images or len(split.x_train)):,} "
+                   f"images of a small set (--epochs N to choose)", err=True)  # fmt: skip
     return mcfg, tcfg, split
 
 
