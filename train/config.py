@@ -34,8 +34,9 @@ OBJECTIVES = ("elbo", "beta-vae", "beta-tcvae")
 RESIZE_FILTERS = ("auto", "box", "bilinear", "bicubic", "lanczos", "nearest")
 DEFAULT_EPOCHS = 30
 # A VAE that sees fewer images than this collapses to the average image (measured: 300 made-up RGB
-# disc pictures at 64x64, 30 epochs = 8,100 images, KL 1.0 nat and grey blurs; 300 epochs = 81,000 images, KL 132
-# nats and sharp reconstructions), so `fit` without --epochs runs more passes over a small set.
+# disc pictures at 64x64, 30 epochs = 8,100 images, KL 1.0 nat and grey blurs; 300 epochs = 81,000
+# images, KL 132 nats and sharp reconstructions), so `fit` without --epochs runs more passes over a
+# small set.
 MIN_DEFAULT_IMAGES = 100_000
 
 
