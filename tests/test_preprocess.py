@@ -31,6 +31,8 @@ def test_options_are_checked() -> None:
         Preprocess(1, 8, 8, crop=0)
     with pytest.raises(UsageError, match="resize"):
         Preprocess(1, 8, 8, resize="cubic")
+    with pytest.raises(UsageError, match="aspect must be one of stretch, keep"):
+        Preprocess(1, 8, 8, aspect="fill")
 
 
 def test_manifest_round_trip() -> None:
@@ -40,6 +42,38 @@ def test_manifest_round_trip() -> None:
     assert pre.to_dict() == {"crop": 148, "resize": "bicubic"} == image.preprocess.to_dict()
     assert pre.spec() == image.preprocess
     assert Preprocess.from_image_spec(ImageSpec(1, 28, 28)).to_dict() == {"crop": None, "resize": "auto"}
+    # aspect: written only when it is not the default, so earlier manifests are written as they were
+    keep = ImageSpec(3, 64, 64, preprocess=PreprocessSpec(None, "auto", "keep"))
+    assert not keep.preprocess.is_default and PreprocessSpec().aspect == "stretch"
+    assert Preprocess.from_image_spec(keep) == Preprocess(3, 64, 64, aspect="keep")
+    assert keep.to_dict()["preprocess"] == {"crop": None, "resize": "auto", "aspect": "keep"}
+    assert "preprocess" not in ImageSpec(3, 64, 64).to_dict()
+    assert Preprocess(3, 64, 64, aspect="keep").key() != Preprocess(3, 64, 64).key() == "c3-h64-w64-cropNone-auto"
+
+
+def test_keeping_the_aspect_crops_the_middle_and_never_stretches() -> None:
+    a = np.arange(6 * 10, dtype=np.uint8).reshape(6, 10)  # rows 0..5, columns 0..9
+    notes: list[str] = []
+    wide = Preprocess(1, 6, 6, aspect="keep").floats(a[..., None] / 255.0, "wide", note=notes.append)
+    assert np.array_equal(np.rint(wide[..., 0] * 255), a[:, 2:8])  # every row, columns (10-6)//2 = 2 on
+    assert notes == ["wide: cropped 10x6 -> 6x6 (the model's aspect ratio)"]
+    tall = Preprocess(1, 6, 6, aspect="keep").apply(Image.fromarray(a.T.copy()))
+    assert np.array_equal(tall[..., 0], a.T[2:8, :])
+    flat = Preprocess(1, 3, 6, aspect="keep").apply(Image.fromarray(a[:, :6].copy()))  # 6x6 -> 3 rows x 6
+    assert np.array_equal(flat[..., 0], a[1:4, :6])  # top (6-3)//2 = 1
+    # the model's aspect already: untouched, as stretch would give
+    same = Image.fromarray(a[:3, :6].copy())
+    assert np.array_equal(Preprocess(1, 3, 6, aspect="keep").apply(same), Preprocess(1, 3, 6).apply(same))
+    # after a pixel crop: the 6x10 cropped to 5 is square already
+    assert np.array_equal(Preprocess(1, 5, 5, crop=5, aspect="keep").apply(Image.fromarray(a)),
+                          Preprocess(1, 5, 5, crop=5).apply(Image.fromarray(a)))  # fmt: skip
+    # a disc in a wide picture stays round: its bounding box is square after the resize
+    yy, xx = np.mgrid[0:60, 0:120]
+    disc = (((xx - 60) ** 2 + (yy - 30) ** 2) <= 20**2).astype(np.uint8) * 255
+    for aspect, ratio in (("keep", 1.0), ("stretch", 2.0)):
+        out = Preprocess(1, 32, 32, aspect=aspect).apply(Image.fromarray(disc))[..., 0] > 127
+        rows, cols = np.flatnonzero(out.any(1)), np.flatnonzero(out.any(0))
+        assert (rows[-1] - rows[0] + 1) / (cols[-1] - cols[0] + 1) == pytest.approx(ratio, rel=0.1)
 
 
 def test_centre_crop_takes_the_middle() -> None:
@@ -112,11 +146,14 @@ def test_training_and_runtime_give_the_same_array(mode: str, suffix: str, tmp_pa
     folder.mkdir()
     for i in range(4):
         img.rotate(90 * i).save(folder / f"{i}{suffix}")
-    for channels, crop, resize in ((3, 60, "bicubic"), (1, None, "auto"), (3, None, "lanczos")):
-        options = DataOptions(channels=channels, image_size=(32, 32), crop=crop, resize=resize,
-                              cache_dir=tmp_path / f"cache-{channels}-{crop}-{resize}", val_fraction=0.25)  # fmt: skip
+    settings = ((3, 60, "bicubic", "stretch"), (1, None, "auto", "stretch"), (3, None, "lanczos", "stretch"),
+                (3, None, "auto", "keep"))  # fmt: skip
+    for channels, crop, resize, aspect in settings:  # the rotated files are 90x70 and 70x90
+        cache = tmp_path / f"cache-{channels}-{crop}-{resize}-{aspect}"
+        options = DataOptions(channels=channels, image_size=(32, 32), crop=crop, resize=resize, aspect=aspect,
+                              cache_dir=cache, val_fraction=0.25)  # fmt: skip
         split = load(f"folder:{folder}", options)
-        pre = Preprocess(channels, 32, 32, crop, resize)
+        pre = Preprocess(channels, 32, 32, crop, resize, aspect)
         assert split.preprocess == pre
         # every training / validation image equals what the runtime makes of its file
         names = sorted(folder.iterdir())

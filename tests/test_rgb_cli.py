@@ -135,3 +135,33 @@ def test_out_dir_codes_scores_and_user_attributes_on_rgb(rgb_bundle: Path, photo
                        "-o", tmp_path / "rs.png", "--model", b)  # fmt: skip
     assert code == 0, err
     _rgb(tmp_path / "rs.png")
+
+
+def test_a_run_that_keeps_the_aspect_ratio_exports_it_and_the_runtime_crops_alike(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from train.config import ModelConfig, TrainConfig
+    from train.data import to_float
+    from train.export import export_run
+    from train.fit import fit_vae, load_data
+
+    folder = tmp_path / "wide"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(8):  # 80 wide, 40 tall: a centre 40x40 square is what the model sees
+        Image.fromarray(rng.integers(0, 255, (40, 80, 3), dtype=np.uint8)).save(folder / f"w{i}.png")
+    tcfg = TrainConfig(data=f"folder:{folder}", epochs=1, batch_size=4, image_size=(32, 32), val_fraction=0.25,
+                       aspect="keep", threads=1)  # fmt: skip
+    split = load_data(tcfg)
+    mcfg = ModelConfig(image_shape=split.image_shape, channels=(8, 8, 8), hidden=8, latent_dim=2, likelihood="gaussian")
+    fit_vae(mcfg, tcfg, split, tmp_path / "run", quiet=True)
+    path, _ = export_run(tmp_path / "run", tmp_path / "bundle")
+    g = vi.load(path, providers="cpu")
+    assert g.manifest.image.preprocess.aspect == "keep"
+    code, out, _ = run("info", "--model", path)
+    assert code == 0 and "preprocess:  crop to the aspect ratio, resize auto" in out
+    notes: list[str] = []
+    x, _ = g.load_images([folder / "w0.png"], note=notes.append)
+    assert notes[0] == "w0.png: cropped 80x40 -> 40x40 (the model's aspect ratio)"
+    rows = to_float(np.concatenate([split.x_train[np.arange(len(split.x_train))],
+                                    split.x_val[np.arange(len(split.x_val))]]))  # fmt: skip
+    assert any(np.array_equal(r, x[0]) for r in rows)  # the training image of that file, exactly

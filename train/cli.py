@@ -91,6 +91,13 @@ def fit(
     resize: Annotated[str, typer.Option(help="Resize filter: auto, box, bilinear, bicubic, lanczos, nearest.")] = (
         "auto"
     ),
+    aspect: Annotated[
+        str,
+        typer.Option(
+            help="keep: centre-crop each image to the model's aspect ratio before resizing, so nothing is "
+            "stretched; stretch: resize as it is."
+        ),
+    ] = "keep",
     widths: Annotated[
         str | None, typer.Option(help="Conv widths, one per stage (each halves H and W); default: from the size.")
     ] = None,
@@ -240,7 +247,8 @@ def fit(
                 raise typer.BadParameter("give the run directory (or --resume RUN)", param_hint="--out")
             mcfg, tcfg, split = _configs(
                 model=model, data=data, arch=arch, latent_dim=latent_dim, image_size=_size(image_size),
-                channels=channels, crop=crop, resize=resize, widths=widths, hidden=hidden, activation=activation,
+                channels=channels, crop=crop, resize=resize, aspect=aspect, widths=widths, hidden=hidden,
+                activation=activation,
                 likelihood=likelihood, attributes=attributes, val_fraction=val_fraction, strict=strict,
                 n_images=n_images, epochs=epochs,
                 epoch_images=epoch_images, batch_size=batch_size, lr=lr, lr_schedule=lr_schedule,
@@ -272,7 +280,7 @@ def fit(
 
 def _configs(
     *, model: str, data: str, arch: str, latent_dim: int, image_size: tuple[int, int] | None, channels: int,
-    crop: int | None, resize: str, widths: str | None, hidden: int, activation: str, likelihood: str,
+    crop: int | None, resize: str, aspect: str, widths: str | None, hidden: int, activation: str, likelihood: str,
     attributes: Path | None, val_fraction: float, strict: bool, n_images: int, epochs: int,
     epoch_images: int, batch_size: int,
     lr: float | None, lr_schedule: str, objective: str, beta: float, warmup_epochs: int, free_bits: float,
@@ -313,7 +321,7 @@ def _configs(
         checkpoint_minutes=checkpoint_minutes, epoch_images=epoch_images, val_fraction=val_fraction, strict=strict,
         n_images=n_images,
         attributes=str(attributes) if attributes is not None else None, channels=channels, image_size=image_size,
-        crop=crop, resize=resize,
+        crop=crop, resize=resize, aspect=aspect,
     )  # fmt: skip
     split = load_data(tcfg, note=lambda text: typer.echo(text, err=True))
     if epochs == 0:

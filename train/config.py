@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from vaegen_infer.errors import UsageError
+from vaegen_infer.manifest import ASPECTS, RESIZE_FILTERS
 
 # Priors learned with the model (VAE only). Each exports as a runtime prior with a closed-form
 # density: `vamp` (Tomczak & Welling 2018, p(z) = 1/K sum_k q(z | u_k) over K learned pseudo-inputs
@@ -31,7 +32,6 @@ IW_ESTIMATORS = ("iwae", "dreg")
 # The VAE's objectives, computed by train/objectives.py's `objective_loss` (listed here so that the
 # config does not import torch).
 OBJECTIVES = ("elbo", "beta-vae", "beta-tcvae")
-RESIZE_FILTERS = ("auto", "box", "bilinear", "bicubic", "lanczos", "nearest")
 DEFAULT_EPOCHS = 30
 # A VAE that sees fewer images than this collapses to the average image (measured: 300 made-up RGB
 # disc pictures at 64x64, 30 epochs = 8,100 images, KL 1.0 nat and grey blurs; 300 epochs = 81,000
@@ -185,6 +185,9 @@ class TrainConfig:
     image_size: tuple[int, int] | None = None  # (H, W) to resize to; None keeps the data's size
     crop: int | None = None  # centre square crop in source pixels, before resizing
     resize: str = "auto"  # resize filter, see vaegen_infer's image.preprocess
+    # keep: centre-crop to the model's aspect ratio before resizing. The default is what runs saved
+    # before the field meant; `python -m train fit` asks for keep unless told --aspect stretch.
+    aspect: str = "stretch"
     data_seed: int = 0  # the train / validation split (and Color-dSprites colours)
     n_images: int = 0  # generated sets (dsprites, synthetic): how many images in all; 0 = the default
 
@@ -233,6 +236,7 @@ class TrainConfig:
         if self.crop is not None:
             _at_least("crop", self.crop, 1)
         _choice("resize", self.resize, RESIZE_FILTERS)
+        _choice("aspect", self.aspect, ASPECTS)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:

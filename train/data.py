@@ -22,7 +22,7 @@ import numpy as np
 
 from vaegen_infer.datasets import load_idx_dir
 from vaegen_infer.errors import InputError, UsageError
-from vaegen_infer.manifest import RESIZE_FILTERS
+from vaegen_infer.manifest import ASPECTS, RESIZE_FILTERS
 from vaegen_infer.preprocess import LUMA, Preprocess
 
 # The 5k subset's rows are sorted by class: shuffle with this fixed seed, then hold out the last
@@ -114,6 +114,7 @@ class DataOptions:
     image_size: tuple[int, int] | None = None  # (height, width); None follows the data
     crop: int | None = None  # centre square crop in source pixels, before resizing
     resize: str = "auto"  # resampling filter of vaegen_infer.preprocess
+    aspect: str = "stretch"  # keep: centre-crop to the model's aspect ratio before resizing
     cache_dir: Path | None = None  # where folder: data's decoded uint8 cache goes
     seed: int = SPLIT_SEED  # the train / validation split (and Color-dSprites colours)
     n_images: int | None = None  # generated sets (dsprites, synthetic): how many images in all
@@ -148,6 +149,8 @@ class DataOptions:
             raise UsageError(f"crop must be a positive number of pixels, got {self.crop!r}")
         if self.resize not in RESIZE_FILTERS:
             raise UsageError(f"resize must be one of {', '.join(RESIZE_FILTERS)}, got {self.resize!r}")
+        if self.aspect not in ASPECTS:
+            raise UsageError(f"aspect must be one of {', '.join(ASPECTS)}, got {self.aspect!r}")
         if self.cache_dir is not None:
             if not isinstance(self.cache_dir, (str, os.PathLike)):
                 raise UsageError(f"cache_dir must be a directory path, got {self.cache_dir!r}")
@@ -182,7 +185,7 @@ class DataOptions:
     def preprocess_for(self, channels: int, height: int, width: int) -> Preprocess:
         """The preprocessing that turns data of this native shape into what was asked for."""
         h, w = self.image_size or (height, width)
-        return Preprocess(self.channels or channels, h, w, self.crop, self.resize)
+        return Preprocess(self.channels or channels, h, w, self.crop, self.resize, self.aspect)
 
 
 def n_val_for(n: int, val_fraction: float) -> int:

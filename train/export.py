@@ -293,7 +293,7 @@ def image_spec(model: Autoencoder, payload: dict[str, Any]) -> ImageSpec:
         params["log_sigma"] = round(float(log_sigma), 6)
     # 8-bit data are scored in bits/dim with the discretised likelihood; binarised digits in nats.
     data = "8bit" if cfg.likelihood == "gaussian" else "binary"
-    preprocess = PreprocessSpec(tcfg.get("crop"), tcfg.get("resize", "auto"))
+    preprocess = PreprocessSpec(tcfg.get("crop"), tcfg.get("resize", "auto"), tcfg.get("aspect", "stretch"))
     return ImageSpec(c, h, w, (0.0, 1.0), cfg.likelihood, params, data, preprocess)
 
 

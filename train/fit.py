@@ -692,6 +692,7 @@ def data_options(tcfg: TrainConfig) -> DataOptions:
         channels=tcfg.channels or None,
         image_size=tcfg.image_size,
         crop=tcfg.crop,
+        aspect=tcfg.aspect,
         resize=tcfg.resize,
         seed=tcfg.data_seed,
         n_images=tcfg.n_images or None,

@@ -431,7 +431,8 @@ def info(
         f"path:        {g.bundle.path} ({g.bundle.origin})",
         f"image:       {m.image.channels}x{m.image.height}x{m.image.width}, values in "
         f"[{m.image.value_range[0]:g}, {m.image.value_range[1]:g}], {likelihood} likelihood, {m.image.data_kind} data",
-        f"preprocess:  {'centre crop ' + str(pre.crop) + ', ' if pre.crop else ''}resize {pre.resize}",
+        f"preprocess:  {'centre crop ' + str(pre.crop) + ', ' if pre.crop else ''}"
+        f"{'crop to the aspect ratio, ' if pre.aspect == 'keep' else ''}resize {pre.resize}",
         f"latent:      {m.latent_dim} dimensions, prior {g.prior.describe()}",
         f"sampler:     {'the prior' if m.sampler is None else 'fitted to the training codes: ' + g.sampler.describe()}",
         f"labels:      {', '.join(m.labels) if m.labels else '-'}"

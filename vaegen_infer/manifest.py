@@ -26,6 +26,9 @@ DATA_KINDS = ("binary", "8bit")
 # Resampling filters of the preprocessing; "auto" is area-averaging (box) when shrinking and
 # bicubic when enlarging, the behaviour of bundles that predate `image.preprocess`.
 RESIZE_FILTERS = ("auto", "box", "bilinear", "bicubic", "lanczos", "nearest")
+# stretch: resize whatever the aspect ratio (what bundles without the field meant); keep: first
+# centre-crop to the largest region with the model's aspect ratio, so nothing is stretched
+ASPECTS = ("stretch", "keep")
 ATTRIBUTE_KINDS = ("direction", "binary", "continuous")
 # Reduced-precision copies of the graphs a bundle may carry (`variants`), chosen by
 # `load(..., precision=...)`; "float32" is the bundle's own `graphs`.
@@ -130,24 +133,30 @@ def _show(v: Any) -> str:
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How a user's image file becomes the encoder's input, applied after channel conversion:
-    an optional centre crop to a `crop` x `crop` square (source pixels), then a resize to the
-    model's size with the named filter. The defaults are what bundles without the field meant."""
+    an optional centre crop to a `crop` x `crop` square (source pixels), then, with `aspect`
+    "keep", a centre crop to the model's aspect ratio, then a resize to the model's size with the
+    named filter. The defaults are what bundles without the field meant."""
 
     crop: int | None = None
     resize: str = "auto"
+    aspect: str = "stretch"
 
     @property
     def is_default(self) -> bool:
-        return self.crop is None and self.resize == "auto"
+        return self.crop is None and self.resize == "auto" and self.aspect == "stretch"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"crop": self.crop, "resize": self.resize}
+        out: dict[str, Any] = {"crop": self.crop, "resize": self.resize}
+        if self.aspect != "stretch":  # absent = stretch, so earlier bundles are written as they were
+            out["aspect"] = self.aspect
+        return out
 
     @classmethod
     def from_fields(cls, f: _Fields) -> PreprocessSpec:
         crop = f.int("crop") if f.has("crop") else None
         resize = f.str("resize", RESIZE_FILTERS) if f.has("resize") else "auto"
-        return cls(crop, resize)
+        aspect = f.str("aspect", ASPECTS) if f.has("aspect") else "stretch"
+        return cls(crop, resize, aspect)
 
 
 @dataclass(frozen=True)

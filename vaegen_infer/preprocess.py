@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, UsageError
-from .manifest import RESIZE_FILTERS, ImageSpec, PreprocessSpec
+from .manifest import ASPECTS, RESIZE_FILTERS, ImageSpec, PreprocessSpec
 
 _FILTERS = {
     "box": Image.Resampling.BOX,
@@ -102,13 +102,15 @@ def open_image(path: Path, note: Callable[[str], None] | None = None) -> np.ndar
 @dataclass(frozen=True)
 class Preprocess:
     """Decoded pixels -> the model's (height, width, channels): channel conversion, then an
-    optional centre crop to `crop` x `crop` source pixels, then a resize with `resize`."""
+    optional centre crop to `crop` x `crop` source pixels, then (aspect "keep") a centre crop to
+    the largest region with the model's aspect ratio, then a resize with `resize`."""
 
     channels: int
     height: int
     width: int
     crop: int | None = None
     resize: str = "auto"
+    aspect: str = "stretch"
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -121,12 +123,14 @@ class Preprocess:
             raise UsageError(f"preprocess crop must be a positive number of pixels or none, got {self.crop!r}")
         if self.resize not in RESIZE_FILTERS:
             raise UsageError(f"preprocess resize must be one of {', '.join(RESIZE_FILTERS)}, got {self.resize!r}")
+        if self.aspect not in ASPECTS:
+            raise UsageError(f"preprocess aspect must be one of {', '.join(ASPECTS)}, got {self.aspect!r}")
 
     @classmethod
     def from_image_spec(cls, image: ImageSpec) -> Preprocess:
         """From a manifest's `image` entry (channels, height, width and `image.preprocess`)."""
         spec = getattr(image, "preprocess", None) or PreprocessSpec()
-        return cls(image.channels, image.height, image.width, spec.crop, spec.resize)
+        return cls(image.channels, image.height, image.width, spec.crop, spec.resize, spec.aspect)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -134,14 +138,15 @@ class Preprocess:
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's `image.preprocess` field."""
-        return {"crop": self.crop, "resize": self.resize}
+        return self.spec().to_dict()
 
     def spec(self) -> PreprocessSpec:
-        return PreprocessSpec(self.crop, self.resize)
+        return PreprocessSpec(self.crop, self.resize, self.aspect)
 
     def key(self) -> str:
-        """A stable text naming every parameter (cache keys)."""
-        return f"c{self.channels}-h{self.height}-w{self.width}-crop{self.crop}-{self.resize}"
+        """A stable text naming every parameter (cache keys; stretch keeps the key it always had)."""
+        keep = "-keep" if self.aspect == "keep" else ""
+        return f"c{self.channels}-h{self.height}-w{self.width}-crop{self.crop}-{self.resize}{keep}"
 
     def floats(
         self, px: np.ndarray, name: str = "image", strict: bool = False, note: Callable[[str], None] | None = None
@@ -159,6 +164,8 @@ class Preprocess:
                 say(f"{name}: {w}x{h} is smaller than the {self.crop}-pixel crop, cropping {side}x{side}")
             top, left = (h - side) // 2, (w - side) // 2
             px = px[top : top + side, left : left + side]
+        if self.aspect == "keep":
+            px = self._to_aspect(px, name, say)
         if px.shape[:2] != (self.height, self.width):
             if strict:
                 raise InputError(
@@ -167,6 +174,20 @@ class Preprocess:
             say(f"{name}: resized {px.shape[1]}x{px.shape[0]} -> {self.width}x{self.height}")
             px = resize(px, self.height, self.width, self.resize)
         return px
+
+    def _to_aspect(self, px: np.ndarray, name: str, say: Callable[[str], None]) -> np.ndarray:
+        """(H, W, C) -> the largest centred (h', W) or (H, w') region whose w' : h' is the model's
+        width : height (rounded to whole pixels), so the resize that follows stretches nothing."""
+        h, w = px.shape[:2]
+        if w * self.height == h * self.width:
+            return px
+        if w * self.height > h * self.width:  # too wide: keep every row
+            new_h, new_w = h, max(1, min(w, round(h * self.width / self.height)))
+        else:  # too tall: keep every column
+            new_h, new_w = max(1, min(h, round(w * self.height / self.width))), w
+        top, left = (h - new_h) // 2, (w - new_w) // 2
+        say(f"{name}: cropped {w}x{h} -> {new_w}x{new_h} (the model's aspect ratio)")
+        return px[top : top + new_h, left : left + new_w]
 
     def quantise(self, px: np.ndarray) -> np.ndarray:
         """(H, W, C) float in [0, 1] -> uint8, rounded to the nearest level."""
