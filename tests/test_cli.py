@@ -161,3 +161,21 @@ def test_a_full_cli_run_never_imports_torch(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
+
+
+def test_per_file_notes_are_grouped_by_kind_with_a_count(tmp_path: Path) -> None:
+    # 10 grey squares at 56x56: each is resized, and the 4 lightest have a light background
+    for i in range(10):
+        Image.fromarray(np.full((56, 56), 25 * i, np.uint8)).save(tmp_path / f"d{i}.png")
+    code, _, err = run("reconstruct", str(tmp_path), "-o", str(tmp_path / "r.png"))
+    assert code == 0, err
+    light = "light background; this model expects light strokes on dark, pass --invert if needed"
+    assert [line for line in err.splitlines() if line.startswith("note: ")] == [
+        *(f"note: d{i}.png: resized 56x56 -> 28x28" for i in range(3)),
+        "note: ... and 7 more images like that",
+        *(f"note: d{i}.png: {light}" for i in range(6, 9)),
+        "note: ... and 1 more image like that",
+    ]
+    # a few files: every note, no count
+    code, _, err = run("reconstruct", str(tmp_path / "d0.png"), str(tmp_path / "d1.png"), "-o", str(tmp_path / "s.png"))
+    assert code == 0 and err.count("note: ") == 2 and "more image" not in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import time
 import warnings
@@ -478,8 +479,30 @@ def _note(message: str) -> None:
     typer.echo(f"note: {message}", err=True)
 
 
+NOTES_PER_KIND = 3  # per-file notes of one kind (a resize, a light background) said; the rest counted
+
+
 def _images(g: Any, items: list[str], strict: bool, invert: bool) -> tuple[Any, list[Path]]:
-    return g.load_images(items, strict=strict, invert=invert, note=_note)
+    notes: list[str] = []
+    try:
+        return g.load_images(items, strict=strict, invert=invert, note=notes.append)
+    finally:  # said also when a later file fails, so the notes before it are not lost
+        _say_notes(notes)
+
+
+def _say_notes(notes: list[str]) -> None:
+    """"NAME: what happened" notes, grouped by what happened (numbers aside): the first
+    NOTES_PER_KIND of each kind, then how many more, so a folder of 1,000 photos gives a few lines."""
+    kinds: dict[str, list[str]] = {}
+    for message in notes:
+        _, sep, what = message.partition(": ")
+        kinds.setdefault(re.sub(r"\d+", "#", what) if sep else message, []).append(message)
+    for messages in kinds.values():
+        for message in messages[:NOTES_PER_KIND]:
+            _note(message)
+        if len(messages) > NOTES_PER_KIND:
+            more = len(messages) - NOTES_PER_KIND
+            _note(f"... and {more} more image{'s' if more > 1 else ''} like that")
 
 
 def _names(paths: Sequence[Path], limit: int = 14) -> list[str]:
