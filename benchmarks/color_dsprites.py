@@ -62,8 +62,20 @@ def fresh_images(n: int, seed: int, colour_seed: int) -> tuple[np.ndarray, np.nd
     return x, idx
 
 
-def shift_effects(g: vi.Model, x: np.ndarray, shapes: np.ndarray) -> dict[str, Any]:
-    """For each continuous direction: share moved the right way and the other properties' movement."""
+def grid_maximum(factor: str, shape: str) -> float:
+    """The largest value a ceiling factor's column takes on the factor grid for `shape`: the
+    orientation grid is 40 angles from 0 to 2 pi, ends included, so cos(2 x angle) reaches 1
+    exactly (at 0 and 2 pi) and sin(2 x angle) at most 0.9992 (2 x angle = 92.3 degrees)."""
+    fn = np.cos if factor == "orientation_cos" else np.sin
+    angles = np.linspace(0.0, 2.0 * math.pi, dsprites.GRID[2])  # (40,) the factor's values, radians
+    return float(fn(dsprites.FOLD[shape] * angles).max())
+
+
+def shift_effects(g: vi.Model, x: np.ndarray, shapes: np.ndarray,
+                  true: dict[str, np.ndarray] | None = None) -> dict[str, Any]:  # fmt: skip
+    """For each continuous direction: share moved the right way and the other properties' movement.
+    `true`: the images' attribute table (dsprites.attributes), to count, for a factor with a
+    ceiling, the images already at the largest value the grid gives."""
     out: dict[str, Any] = {}
     for factor in CONTINUOUS:
         if factor not in g.manifest.attributes:
@@ -94,6 +106,12 @@ def shift_effects(g: vi.Model, x: np.ndarray, shapes: np.ndarray) -> dict[str, A
                          f"above {CEILING[factor] - ROOM:g}": [int(top.sum()), int((~right[top]).sum())],
                          f"below -{CEILING[factor] - ROOM:g}": [int(bottom.sum()), int((~right[bottom]).sum())],
                          "between": [int(middle.sum()), int((~right[middle]).sum())]}}  # fmt: skip
+            if true is not None and shape is not None:
+                top_value = grid_maximum(factor, shape)
+                at_top = np.abs(true[factor][sel] - top_value) < 1e-5  # (n,) bool, the true factor value
+                extra["at_the_grid_maximum"] = {
+                    "value": round(top_value, 5), "images": int(at_top.sum()), "missed": int((~right[at_top]).sum()),
+                    "moved_right_way_elsewhere": round(float(right[~at_top].mean()), 4)}  # fmt: skip
         out[factor] = {
             "images": len(sel),
             "moved_right_way": round(float(right.mean()), 4),
@@ -202,6 +220,11 @@ def markdown(report: dict[str, Any]) -> str:
             by_value = "; ".join(f"{where}: {n} images, {miss} missed"
                                  for where, (n, miss) in e["images_and_misses_by_value"].items())  # fmt: skip
             lines.append(f"By the measured value before the shift: {by_value}.")
+            if "at_the_grid_maximum" in e:
+                t = e["at_the_grid_maximum"]
+                lines.append(f"At the largest value the factor grid gives ({t['value']:g}, true factor): {t['images']} "
+                             f"images, {t['missed']} missed; the other {e['images'] - t['images']}: "
+                             f"{t['moved_right_way_elsewhere']:.1%} moved the right way.")  # fmt: skip
     r = report["reconstruction"]
     lines += [
         "",
@@ -242,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     g = vi.load(args.bundle, providers="cpu")
     x, idx = fresh_images(args.images, args.seed, args.colour_seed)
     shapes = dsprites.factors_of(idx).shape
-    effects = shift_effects(g, x, shapes)
+    effects = shift_effects(g, x, shapes, dsprites.attributes(idx, color=True, seed=args.colour_seed))
     rec = g.reconstruct(x)
     ll = g.score(x[: args.score_images], k=args.k, seed=0)
     real_props = dsprites.measure(x)
