@@ -179,3 +179,17 @@ def test_per_file_notes_are_grouped_by_kind_with_a_count(tmp_path: Path) -> None
     # a few files: every note, no count
     code, _, err = run("reconstruct", str(tmp_path / "d0.png"), str(tmp_path / "d1.png"), "-o", str(tmp_path / "s.png"))
     assert code == 0 and err.count("note: ") == 2 and "more image" not in err
+
+
+def test_a_mistyped_name_gets_the_closest_valid_one() -> None:
+    from vaegen_infer.errors import did_you_mean
+
+    assert did_you_mean("smiling", ["Smiling", "Big"]) == " (did you mean 'Smiling'?)"  # case first
+    assert did_you_mean("mnist-vea", ["mnist-vae", "mnist-aae"]) == " (did you mean 'mnist-vae'?)"
+    assert did_you_mean("zzz", ["mnist-vae", "mnist-aae"]) == ""
+    assert did_you_mean("x", []) == ""
+    code, _, err = run("sample", "--model", "mnist-vea")
+    assert code == 2 and "unknown model 'mnist-vea' (did you mean 'mnist-vae'?); available models:" in err
+    examples = str(Path(__file__).resolve().parents[1] / "docs" / "examples")
+    code, _, err = run("shift", examples, "--model", "mnist-vae", "--attribute", "thicknes")
+    assert code == 2 and "unknown attribute 'thicknes' for model 'mnist-vae' (did you mean 'thickness'?)" in err

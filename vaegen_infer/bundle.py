@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BundleError, UsageError
+from .errors import BundleError, UsageError, did_you_mean
 from .manifest import MANIFEST_FILE, Manifest
 
 DEFAULT_MODEL = "mnist-vae"
@@ -83,7 +83,7 @@ def resolve(ref: str | os.PathLike[str]) -> tuple[Path, str]:
     known = available()
     if text not in known:
         names = ", ".join(known) or "(none installed)"
-        raise UsageError(f"unknown model '{text}'; available models: {names}")
+        raise UsageError(f"unknown model '{text}'{did_you_mean(text, known)}; available models: {names}")
     return known[text]
 
 

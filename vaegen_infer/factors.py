@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, did_you_mean
 from .images import load_font
 
 NO_FACTOR = "-"
@@ -57,7 +57,10 @@ def dim_for_factor(per_dim: Sequence[dict[str, Any]], factor: str) -> int:
     if not found:
         valid = sorted({e["factor"] for e in per_dim if e["factor"] != NO_FACTOR})
         listed = ", ".join(valid) if valid else "none (no dimension captures a factor)"
-        raise UsageError(f"no latent dimension captures factor '{factor}'; factors in this model: {listed}")
+        raise UsageError(
+            f"no latent dimension captures factor '{factor}'{did_you_mean(factor, valid)}; "
+            f"factors in this model: {listed}"
+        )
     return max(found)[1]
 
 

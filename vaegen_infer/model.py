@@ -15,7 +15,7 @@ import numpy as np
 
 from . import latent
 from .bundle import DEFAULT_MODEL, Bundle, open_bundle, verify_file
-from .errors import BundleError, InputError, UsageError
+from .errors import BundleError, InputError, UsageError, did_you_mean
 from .manifest import (
     DECODER_INPUT,
     DECODER_OUTPUTS,
@@ -604,7 +604,10 @@ class Model:
         attrs = self.manifest.attributes
         if name not in attrs:
             valid = ", ".join(attrs) or "none (add one with `vaegen-infer attributes add`)"
-            raise UsageError(f"unknown attribute '{name}' for model '{self.name}'; valid attributes: {valid}")
+            raise UsageError(
+                f"unknown attribute '{name}' for model '{self.name}'{did_you_mean(name, attrs)}; "
+                f"valid attributes: {valid}"
+            )
         return attrs[name]
 
     @staticmethod
