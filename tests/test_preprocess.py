@@ -64,6 +64,10 @@ def test_keeping_the_aspect_crops_the_middle_and_never_stretches() -> None:
     # the model's aspect already: untouched, as stretch would give
     same = Image.fromarray(a[:3, :6].copy())
     assert np.array_equal(Preprocess(1, 3, 6, aspect="keep").apply(same), Preprocess(1, 3, 6).apply(same))
+    # within a pixel of the ratio: nothing to crop, nothing said
+    notes.clear()
+    near = Preprocess(1, 100, 199, aspect="keep").floats(np.zeros((50, 100, 1)), "near", note=notes.append)
+    assert near.shape == (100, 199, 1) and not any("cropped" in n for n in notes)
     # after a pixel crop: the 6x10 cropped to 5 is square already
     assert np.array_equal(Preprocess(1, 5, 5, crop=5, aspect="keep").apply(Image.fromarray(a)),
                           Preprocess(1, 5, 5, crop=5).apply(Image.fromarray(a)))  # fmt: skip

@@ -185,6 +185,8 @@ class Preprocess:
             new_h, new_w = h, max(1, min(w, round(h * self.width / self.height)))
         else:  # too tall: keep every column
             new_h, new_w = max(1, min(h, round(w * self.height / self.width))), w
+        if (new_h, new_w) == (h, w):  # within a pixel of the ratio already
+            return px
         top, left = (h - new_h) // 2, (w - new_w) // 2
         say(f"{name}: cropped {w}x{h} -> {new_w}x{new_h} (the model's aspect ratio)")
         return px[top : top + new_h, left : left + new_w]
