@@ -25,11 +25,11 @@ seed 2026, colour seed 7):
   length); the regression made orthogonal to the code's local tangents at the two ends of the
   value (the regression of mu on the other coordinate among fit ellipses beyond +-0.8), rescaled
   to the regression's component along itself; the regression doubled (which breaks the amount
-  convention, amount 1 = one standard deviation); and a direction chosen through the decoder: a
-  (1+1) evolution strategy (seed 0, --search-steps steps) on 600 of the fit ellipses that keeps the
-  regression's length and maximises the mean of tanh(change / 0.02) of the measured value at
-  amount +1, a smooth stand-in for the share that grew. It bounds what any straight direction of
-  that length can do with this decoder, fitted on training-seed images and scored on the others.
+  convention, amount 1 = one standard deviation); and a direction chosen through the decoder, as
+  `python -m train export --turn-orientation` does: a (1+1) evolution strategy (seed 0,
+  --search-steps steps) on 600 of the fit ellipses that keeps the regression's length and
+  maximises the mean of tanh(change / 0.02) of the measured value at amount +1, a smooth stand-in
+  for the share that grew, fitted on training-seed images and scored on the others.
 
 Writes benchmarks/results/orientation_probe.json and .md.
 """
@@ -47,6 +47,7 @@ import numpy as np
 
 import vaegen_infer as vi
 from train import dsprites
+from train.analysis import TURN_IMAGES, turn_through_decoder
 from vaegen_infer.io import save_json, write_bytes
 from vaegen_infer.latent import regression_direction
 
@@ -131,29 +132,14 @@ def probe(g: vi.Model, n: int) -> dict[str, Any]:
     return {"shapes": out, "fitted_on": where_to_fit(g, fit, *ellipses)}
 
 
-SEARCH_IMAGES = 600  # fit ellipses the decoder-side search scores each candidate on
-SEARCH_TAU = 0.02  # tanh(change / tau): about the measured change of one degree near the ends
+SEARCH_IMAGES = TURN_IMAGES  # fit ellipses the decoder-side search scores each candidate on
 
 
 def decoder_search(g: vi.Model, mu: np.ndarray, fn: Any, start: np.ndarray, steps: int) -> np.ndarray:
     """A direction (D,) of `start`'s length whose decodes raise fn(2 x angle) of the fit codes `mu`
-    (n, D) most often: (1+1) evolution strategy from `start`, seed 0, a step of 0.15 of the length."""
-    rng = np.random.default_rng(0)
-    norm = float(np.linalg.norm(start))
-    before = fn(2 * dsprites.orientation(g.decode(mu), "ellipse"))  # (n,)
-
-    def smooth_share(v: np.ndarray) -> float:
-        after = fn(2 * dsprites.orientation(g.decode(mu + v[None, :]), "ellipse"))
-        return float(np.tanh(np.nan_to_num(after - before, nan=-1.0) / SEARCH_TAU).mean())
-
-    best, best_score = start.astype(np.float32), smooth_share(start.astype(np.float32))
-    for _ in range(steps):
-        cand = best + (0.15 * norm / math.sqrt(len(best))) * rng.standard_normal(len(best)).astype(np.float32)
-        cand *= norm / float(np.linalg.norm(cand))
-        score = smooth_share(cand)
-        if score > best_score:
-            best, best_score = cand, score
-    return best
+    (n, D) most often: the exporter's `--turn-orientation` search (train.analysis), through the
+    bundle's decoder graph."""
+    return turn_through_decoder(g.decode, mu, lambda img: fn(2 * dsprites.orientation(img, "ellipse")), start, steps)
 
 
 def direction_variants(g: vi.Model, n: int, search_steps: int) -> dict[str, dict[str, float]]:
@@ -188,7 +174,7 @@ def direction_variants(g: vi.Model, n: int, search_steps: int) -> dict[str, dict
         basis, _ = np.linalg.qr(np.stack(tangents, 1))  # (D, 2)
         w = v - basis @ (basis.T @ v)
         variants = {
-            "regression on the true angle (shipped)": v,
+            "regression on the true angle (the exporter's default)": v,
             "regression on the reconstructions' measured angle": regression_direction(mu, fn(2 * seen)),
             "linear read-out gradient": readout(mu, y),
             "quadratic read-out, mean gradient": quadratic_gradient(readout(quadratic(mu), y)),
@@ -196,7 +182,7 @@ def direction_variants(g: vi.Model, n: int, search_steps: int) -> dict[str, dict
             "regression x 2 (breaks the amount convention)": 2 * v,
         }
         if search_steps:
-            name = f"chosen through the decoder ({search_steps} search steps on {SEARCH_IMAGES} fit ellipses)"
+            name = f"chosen through the decoder ({search_steps} search steps on {SEARCH_IMAGES} fit ellipses; shipped)"
             variants[name] = decoder_search(g, mu[:SEARCH_IMAGES], fn, v, search_steps)
         for name, d in variants.items():
             if "gradient" in name:

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import vaegen_infer as vi
 from vaegen_infer.cli import app
 from vaegen_infer.factors import DEFAULT_THRESHOLD, NO_FACTOR
 from vaegen_infer.manifest import MANIFEST_FILE
@@ -259,3 +260,42 @@ def test_benchmark_refuses_to_resume_a_run_of_other_settings() -> None:
         "arch conv (asked mlp)", "hidden 256 (asked 200)", "blocks 0 (asked 3)",
         "beta 4.0 (asked 6.0)",  # conv widths are not compared when the MLP is asked for
     ]  # fmt: skip
+
+
+def test_turn_through_decoder_finds_the_direction_that_raises_the_measure() -> None:
+    # known answer: decode = identity, the measure = the first coordinate, so the best direction of
+    # a given length is +e0; the length (0.01) keeps tanh(change / tau) in its linear range
+    from train.analysis import turn_through_decoder
+
+    codes = np.random.default_rng(0).standard_normal((50, 4)).astype(np.float32)
+    start = np.array([0.0, 0.01, 0.0, 0.0], np.float32)  # orthogonal to the answer
+    found = turn_through_decoder(lambda z: z, codes, lambda img: img[:, 0], start, 300)
+    assert np.linalg.norm(found) == pytest.approx(0.01, rel=1e-5)
+    assert found[0] / 0.01 > 0.95
+    np.testing.assert_array_equal(turn_through_decoder(lambda z: z, codes, lambda img: img[:, 0], start, 0), start)
+
+
+def test_export_turns_the_orientation_directions_when_asked(dsprites_run: Path, dsprites_bundle: Path,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    from train.export import ExportError, export_run
+
+    plain = vi.load(dsprites_bundle, providers="cpu").manifest.attributes
+    path, _ = export_run(dsprites_run, tmp_path / "turned", turn_steps=5)
+    turned = vi.load(path, providers="cpu").manifest.attributes
+    for name in ("orientation_cos", "orientation_sin"):
+        a, b = np.asarray(plain[name].vector), np.asarray(turned[name].vector)
+        assert np.linalg.norm(b) == pytest.approx(np.linalg.norm(a), rel=1e-4)  # the regression's length
+        assert "then turned through the decoder (5 steps" in turned[name].description
+        assert turned[name].kind == "continuous"
+    np.testing.assert_allclose(turned["x"].vector, plain["x"].vector, atol=1e-6)  # only orientation moves
+    with pytest.raises(ExportError, match="--turn-orientation applies to dSprites runs"):
+        export_run(_mnist_like_run(tmp_path), tmp_path / "no", turn_steps=5)
+
+
+def _mnist_like_run(tmp_path: Path) -> Path:
+    from train.fit import fit_vae, load_data
+
+    out = tmp_path / "synthetic-run"
+    tcfg = TrainConfig(data="synthetic", n_images=80, epochs=1, batch_size=32, threads=1)
+    fit_vae(ModelConfig(latent_dim=2, hidden=16), tcfg, load_data(tcfg), out, quiet=True)
+    return out

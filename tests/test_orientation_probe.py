@@ -39,8 +39,9 @@ def test_probe_on_the_shipped_rgb_bundle(rgb) -> None:  # type: ignore[no-untype
 
 
 def test_decoder_search_keeps_the_length_and_never_loses_on_its_fit_images(rgb) -> None:  # type: ignore[no-untyped-def]
-    from benchmarks.orientation_probe import SEARCH_TAU, decoder_search, shape_images
+    from benchmarks.orientation_probe import decoder_search, shape_images
     from train import dsprites
+    from train.analysis import TURN_TAU
 
     x, _ = shape_images(dsprites.SHAPES.index("ellipse"), 40, 0, 0, True)
     mu, _ = rgb.encode(x)
@@ -49,7 +50,7 @@ def test_decoder_search_keeps_the_length_and_never_loses_on_its_fit_images(rgb) 
 
     def smooth(v: np.ndarray) -> float:
         after = np.sin(2 * dsprites.orientation(rgb.decode(mu + v[None, :]), "ellipse"))
-        return float(np.tanh((after - before) / SEARCH_TAU).mean())
+        return float(np.tanh((after - before) / TURN_TAU).mean())
 
     found = decoder_search(rgb, mu, np.sin, start, 12)
     assert np.linalg.norm(found) == pytest.approx(np.linalg.norm(start), rel=1e-5)

@@ -3,6 +3,8 @@ per-dimension KL. Computed with the PyTorch model on the run's own training/vali
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,51 @@ def posterior(
     return np.concatenate(mus), np.concatenate(lvs)
 
 
+@torch.no_grad()
+def decoded_means(model: Autoencoder, z: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """Codes (N, D) -> the decoder's images (N, C, H, W) float32 in [0, 1] (sigmoid of the
+    logits), what the exported decoder graph returns."""
+    model.eval()
+    parts = [torch.sigmoid(model.decode(torch.from_numpy(z[s : s + batch].astype(np.float32)))).numpy()
+             for s in range(0, len(z), batch)]  # fmt: skip
+    return np.concatenate(parts)
+
+
+TURN_IMAGES = 600  # codes a decoder-side direction search scores each candidate on
+TURN_TAU = 0.02  # tanh(change / tau): a smooth stand-in for "moved the right way"; about the
+# change of cos(2 x angle) that one degree of turn gives near the ends of the value
+TURN_SEED = 0
+
+
+def turn_through_decoder(decode: Callable[[np.ndarray], np.ndarray], codes: np.ndarray,
+                         measure: Callable[[np.ndarray], np.ndarray], start: np.ndarray,
+                         steps: int) -> np.ndarray:  # fmt: skip
+    """A direction (D,) of `start`'s length whose decodes raise `measure` (images -> (n,) values)
+    of `codes` (n, D) most often at amount +1: a (1+1) evolution strategy from `start` (seed
+    TURN_SEED, a step of 0.15 of the length) that keeps a candidate only when it raises the mean of
+    tanh(change / TURN_TAU). Used where a straight regression cannot follow a curved property
+    (dSprites' orientation, `--turn-orientation`); the regression's length keeps the amount."""
+    rng = np.random.default_rng(TURN_SEED)
+    norm = float(np.linalg.norm(start))
+    best = np.asarray(start, dtype=np.float32)
+    if steps <= 0 or norm == 0.0:
+        return best
+    before = measure(decode(codes))  # (n,)
+
+    def smooth_share(v: np.ndarray) -> float:
+        change = measure(decode(codes + v[None, :])) - before
+        return float(np.tanh(np.nan_to_num(change, nan=-1.0) / TURN_TAU).mean())
+
+    best_score = smooth_share(best)
+    for _ in range(steps):
+        cand = best + (0.15 * norm / math.sqrt(len(best))) * rng.standard_normal(len(best)).astype(np.float32)
+        cand *= norm / float(np.linalg.norm(cand))
+        score = smooth_share(cand)
+        if score > best_score:
+            best, best_score = cand, score
+    return best
+
+
 def stroke_properties(x: np.ndarray) -> dict[str, np.ndarray]:
     """Per image (N,): ink (mean intensity), slant (how far x moves right per pixel up, from the
     intensity-weighted second moments) and width (intensity-weighted std of x, pixels)."""
@@ -71,12 +118,12 @@ _DESCRIPTIONS = {
 }
 
 
-def builtin_attributes(model: Autoencoder, data: Split) -> dict[str, Attribute]:
+def builtin_attributes(model: Autoencoder, data: Split, turn_steps: int = 0) -> dict[str, Attribute]:
     """The data's own attribute columns when it has them (see `column_attributes`); otherwise
     (MNIST) thickness, slant and width (regressions of the code on each property, within class so
     that a thicker 1 stays a 1), and one direction per class: class mean code minus overall mean."""
     if data.attribute_kinds:
-        return column_attributes(model, data)
+        return column_attributes(model, data, turn_steps)
     rows = np.arange(len(data.x_train))  # MNIST-sized: every training image, as always
     mu, _ = posterior(model, data.x_train, rows=rows)
     x = np.concatenate([to_float(data.x_train[rows[i : i + 1000]]) for i in range(0, len(rows), 1000)])
@@ -119,7 +166,7 @@ def class_directions(
     return out
 
 
-def column_attributes(model: Autoencoder, data: Split) -> dict[str, Attribute]:
+def column_attributes(model: Autoencoder, data: Split, turn_steps: int = 0) -> dict[str, Attribute]:
     """One direction per attribute column of the training split, on the posterior means mu.
 
     binary: mean(mu | attribute) - mean(mu | not attribute) (a value >= 0.5 counts as having it,
@@ -127,8 +174,9 @@ def column_attributes(model: Autoencoder, data: Split) -> dict[str, Attribute]:
     average image with it. continuous: `regression_direction` (as `thickness` is made), amount 1 =
     one standard deviation of the attribute. dSprites' `orientation_cos` and `orientation_sin`
     are fitted on one shape only (`dsprites.FIT_ON_SHAPE`: ellipses, whose doubled angle the code
-    follows best along a straight line). Class directions are added for labels that are not
-    already attribute columns."""
+    follows best along a straight line); with `turn_steps` > 0 each is then turned through the
+    decoder (`turn_through_decoder`, on the first TURN_IMAGES of those codes, the measured value
+    from pixels). Class directions are added for labels that are not already attribute columns."""
     rows = analysis_rows(len(data.x_train))
     mu, _ = posterior(model, data.x_train, rows=rows)
     out: dict[str, Attribute] = {}
@@ -153,10 +201,16 @@ def column_attributes(model: Autoencoder, data: Split) -> dict[str, Attribute]:
             continue
         sd = float(values.std())
         desc = f"{name}: regression of the code on {name}{note}"
-        out[name] = Attribute(
-            regression_direction(codes, values), desc, "builtin", "continuous",
-            f"+1 standard deviation of {name} ({sd:.4g}){note}",
-        )  # fmt: skip
+        v = regression_direction(codes, values)
+        if shape is not None and turn_steps > 0:
+            turn = codes[:TURN_IMAGES]  # (n, D)
+            def measured(img: np.ndarray, s: str = shape, k: str = name) -> np.ndarray:
+                return dsprites.measure(img, s)[k]  # (n,) the property, from pixels
+
+            v = turn_through_decoder(lambda z: decoded_means(model, z), turn, measured, v, turn_steps)
+            desc += (f", then turned through the decoder ({turn_steps} steps of a (1+1) evolution strategy on "
+                     f"{len(turn)} of them, the regression's length)")  # fmt: skip
+        out[name] = Attribute(v, desc, "builtin", "continuous", f"+1 standard deviation of {name} ({sd:.4g}){note}")
     y = np.asarray(data.y_train)[rows]
     out.update(class_directions(mu, y, data.labels or [], skip=frozenset(data.attribute_kinds)))
     return out

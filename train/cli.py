@@ -366,6 +366,15 @@ def export(
             "whether the mixture fits held-out codes better than the prior)."
         ),
     ] = "prior",
+    turn_orientation: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="dSprites runs: after the regression, turn the orientation directions through the decoder "
+            "for this many search steps (300 ships): the direction of the same length whose decodes turn 600 "
+            "training ellipses the right way most often. 0 = the regression alone.",
+        ),
+    ] = 0,
     debug: Annotated[bool, typer.Option(help="Show the traceback of an error.")] = False,
 ) -> None:
     """Export a run to encoder.onnx, decoder.onnx and model.json, checked against PyTorch."""
@@ -379,7 +388,8 @@ def export(
         raise typer.BadParameter(str(exc).removeprefix("--sampler "), param_hint="--sampler") from None
     try:
         path, parity = export_run(
-            run, out, name=name, description=description, exporter=exporter, sampler_components=components
+            run, out, name=name, description=description, exporter=exporter, sampler_components=components,
+            turn_steps=turn_orientation,
         )
     except VaegenError as exc:
         raise _fail(exc, debug) from None

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import vaegen_infer
+from train import dsprites
 from train.config import ModelConfig
 from train.models import Autoencoder, DecoderGraph, EncoderGraph, LabelDecoderGraph
 from vaegen_infer.bundle import sha256_file
@@ -375,10 +376,12 @@ def export_run(
     latent_stats: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     sampler_components: int = 0,
+    turn_steps: int = 0,
 ) -> tuple[Path, dict[str, float]]:
     """Export a training run to a checked bundle at `out`; returns the path and the parity report.
     `sampler_components` K > 0 also fits a K-component mixture to the training codes for `sample`
-    to draw from (model.json's `sampler`; train.analysis.fit_sampler)."""
+    to draw from (model.json's `sampler`; train.analysis.fit_sampler). `turn_steps` > 0 turns
+    dSprites' orientation directions through the decoder (train.analysis.turn_through_decoder)."""
     from train.analysis import builtin_attributes, fit_sampler, latent_statistics, sampler_check
     from train.config import TrainConfig
     from train.fit import load_checkpoint, load_data
@@ -391,8 +394,11 @@ def export_run(
         )
     started = time.time()
     split = load_data(TrainConfig.from_dict(payload["train_config"]))
+    if turn_steps and not any(n in dsprites.FIT_ON_SHAPE for n in split.attribute_kinds):
+        raise ExportError(f"{run}: --turn-orientation applies to dSprites runs, whose orientation it turns; "
+                          f"this one has no orientation attributes")  # fmt: skip
     if attributes is None:
-        attributes = builtin_attributes(model, split)
+        attributes = builtin_attributes(model, split, turn_steps)
     if latent_stats is None:
         latent_stats = latent_statistics(model, split)
     graphs = export_graphs(model, exporter)
