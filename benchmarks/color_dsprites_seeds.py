@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import vaegen_infer as vi
+from benchmarks import write_results
 from benchmarks.color_dsprites import CONTINUOUS, GOAL_SHARE, fresh_images, shift_effects
 from train import dsprites
-from vaegen_infer.io import save_json, write_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {"validation": (99, 5), "test": (2026, 7)}  # (factor seed, colour seed)
@@ -78,11 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     candidates = [label for label, _ in pairs[: len(args.bundles)]]
     report["references"] = [label for label, _ in pairs[len(args.bundles) :]]
     report["chosen"] = max(candidates, key=lambda k: min(report["bundles"][k]["validation"].values()))
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_json(args.out / "color_dsprites_seeds.json", report)
-    text = markdown(report)
-    write_bytes(args.out / "color_dsprites_seeds.md", lambda fh: fh.write(text.encode()))
-    print(text)
+    write_results(args.out, "color_dsprites_seeds", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 
 import vaegen_infer as vi
+from benchmarks import write_results
 from train import dsprites
 from train.analysis import TURN_IMAGES, turn_through_decoder
-from vaegen_infer.io import save_json, write_bytes
 from vaegen_infer.latent import regression_direction
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,11 +243,7 @@ def main() -> None:
     }
     if args.variants:
         report["variants"] = direction_variants(g, args.images, args.search_steps)
-    args.out.mkdir(parents=True, exist_ok=True)
-    save_json(args.out / "orientation_probe.json", report)
-    text = markdown(report)
-    write_bytes(args.out / "orientation_probe.md", lambda fh: fh.write(text.encode()))
-    print(text)
+    write_results(args.out, "orientation_probe", report, markdown(report))
 
 
 if __name__ == "__main__":
