@@ -66,9 +66,7 @@ def grid_maximum(factor: str, shape: str) -> float:
     """The largest value a ceiling factor's column takes on the factor grid for `shape`: the
     orientation grid is 40 angles from 0 to 2 pi, ends included, so cos(2 x angle) reaches 1
     exactly (at 0 and 2 pi) and sin(2 x angle) at most 0.9992 (2 x angle = 92.3 degrees)."""
-    fn = np.cos if factor == "orientation_cos" else np.sin
-    angles = np.linspace(0.0, 2.0 * math.pi, dsprites.GRID[2])  # (40,) the factor's values, radians
-    return float(fn(dsprites.FOLD[shape] * angles).max())
+    return float(dsprites.orientation_column(factor, shape, dsprites.ORIENTATIONS).max())
 
 
 def shift_effects(g: vi.Model, x: np.ndarray, shapes: np.ndarray,

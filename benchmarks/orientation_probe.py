@@ -53,7 +53,7 @@ from vaegen_infer.latent import regression_direction
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-ANGLES = np.linspace(0.0, 2.0 * math.pi, dsprites.GRID[2])  # the factor's 40 values, radians
+ANGLES = dsprites.ORIENTATIONS  # the factor's 40 values, radians
 
 
 def shape_images(shape: int, n: int, seed: int, colour_seed: int, color: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -132,9 +132,6 @@ def probe(g: vi.Model, n: int) -> dict[str, Any]:
     return {"shapes": out, "fitted_on": where_to_fit(g, fit, *ellipses)}
 
 
-SEARCH_IMAGES = TURN_IMAGES  # fit ellipses the decoder-side search scores each candidate on
-
-
 def decoder_search(g: vi.Model, mu: np.ndarray, fn: Any, start: np.ndarray, steps: int) -> np.ndarray:
     """A direction (D,) of `start`'s length whose decodes raise fn(2 x angle) of the fit codes `mu`
     (n, D) most often: the exporter's `--turn-orientation` search (train.analysis), through the
@@ -182,8 +179,8 @@ def direction_variants(g: vi.Model, n: int, search_steps: int) -> dict[str, dict
             "regression x 2 (breaks the amount convention)": 2 * v,
         }
         if search_steps:
-            name = f"chosen through the decoder ({search_steps} search steps on {SEARCH_IMAGES} fit ellipses; shipped)"
-            variants[name] = decoder_search(g, mu[:SEARCH_IMAGES], fn, v, search_steps)
+            name = f"chosen through the decoder ({search_steps} search steps on {TURN_IMAGES} fit ellipses; shipped)"
+            variants[name] = decoder_search(g, mu[:TURN_IMAGES], fn, v, search_steps)
         for name, d in variants.items():
             if "gradient" in name:
                 d = d * norm / np.linalg.norm(d)

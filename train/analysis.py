@@ -205,7 +205,8 @@ def column_attributes(model: Autoencoder, data: Split, turn_steps: int = 0) -> d
         if shape is not None and turn_steps > 0:
             turn = codes[:TURN_IMAGES]  # (n, D)
             def measured(img: np.ndarray, s: str = shape, k: str = name) -> np.ndarray:
-                return dsprites.measure(img, s)[k]  # (n,) the property, from pixels
+                # (n,) the column from the pixels' angle alone: the search decodes 600 images a step
+                return dsprites.orientation_column(k, s, dsprites.orientation(img, s))
 
             v = turn_through_decoder(lambda z: decoded_means(model, z), turn, measured, v, turn_steps)
             desc += (f", then turned through the decoder ({turn_steps} steps of a (1+1) evolution strategy on "

@@ -443,6 +443,13 @@ PROPERTY_OF_FACTOR = {"x": "x", "y": "y", "scale": "area", "orientation": "orien
                       "red": "red", "green": "green", "blue": "blue"}  # fmt: skip
 
 
+def orientation_column(factor: str, shape: str, angle: np.ndarray) -> np.ndarray:
+    """(B,) the attribute column `factor` ("orientation_cos" or "orientation_sin") of images of
+    `shape` whose measured angle is `angle` (radians): cos or sin of FOLD[shape] x angle."""
+    fn = {"orientation_cos": np.cos, "orientation_sin": np.sin}[factor]
+    return fn(FOLD[shape] * np.asarray(angle))
+
+
 def measure(images: np.ndarray, shape: str | None = None, threshold: float = 0.25) -> dict[str, np.ndarray]:
     """Every pixel measurement of a batch (B, C, H, W): x, y (centroid, pixels), area (pixels),
     components, red/green/blue (mean over the shape, RGB only) and, given the `shape` all images
@@ -456,8 +463,8 @@ def measure(images: np.ndarray, shape: str | None = None, threshold: float = 0.2
     if shape is not None:
         angle = orientation(images, shape, threshold)
         out["orientation"] = angle
-        out["orientation_cos"] = np.cos(FOLD[shape] * angle)
-        out["orientation_sin"] = np.sin(FOLD[shape] * angle)
+        out["orientation_cos"] = orientation_column("orientation_cos", shape, angle)
+        out["orientation_sin"] = orientation_column("orientation_sin", shape, angle)
     return out
 
 
